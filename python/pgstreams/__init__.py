@@ -1,0 +1,52 @@
+"""pgstreams: PostgreSQL as an event store and a message queue, with its hot paths in Rust."""
+
+from __future__ import annotations
+
+import logging
+
+from ._core import __version__
+from .errors import (
+    ConcurrencyError,
+    ConfigurationError,
+    DatabaseError,
+    DuplicateEventError,
+    EventStreamingError,
+    MigrationError,
+    SerializationError,
+    StoreClosedError,
+    StoreTimeoutError,
+)
+from .events import DeadLetter, Event, QueuedEvent, StoredEvent
+from .memory import InMemoryEventStore
+from .migrator import DatabaseMigrator
+from .options import PostgresOptions
+from .postgres import PostgresEventStore, connect
+from .protocol import EventStore
+from .queue_stats import QueueStats, StreamMetadata
+
+logging.getLogger("pgstreams").addHandler(logging.NullHandler())
+
+__all__ = [
+    "ConcurrencyError",
+    "ConfigurationError",
+    "DatabaseError",
+    "DatabaseMigrator",
+    "DeadLetter",
+    "DuplicateEventError",
+    "Event",
+    "EventStore",
+    "EventStreamingError",
+    "InMemoryEventStore",
+    "MigrationError",
+    "PostgresEventStore",
+    "PostgresOptions",
+    "QueueStats",
+    "QueuedEvent",
+    "SerializationError",
+    "StoreClosedError",
+    "StoreTimeoutError",
+    "StoredEvent",
+    "StreamMetadata",
+    "__version__",
+    "connect",
+]

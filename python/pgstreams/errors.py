@@ -1,0 +1,75 @@
+"""The one error hierarchy of pgstreams, raised identically by both stores and by the Rust core.
+
+The Rust extension imports these classes (``pyo3::import_exception!``), so a caller's
+``except ConcurrencyError`` works whichever store raised it. Where a stdlib class fits, the
+error subclasses it too, so existing ``except TypeError`` / ``except ValueError`` /
+``except TimeoutError`` clauses keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EventStreamingError",
+    "ConcurrencyError",
+    "DuplicateEventError",
+    "SerializationError",
+    "ConfigurationError",
+    "MigrationError",
+    "StoreClosedError",
+    "StoreTimeoutError",
+    "DatabaseError",
+]
+
+
+class EventStreamingError(Exception):
+    """Base class of every error pgstreams raises."""
+
+
+class ConcurrencyError(EventStreamingError):
+    """``expected_version`` did not match the stream's version; nothing was written."""
+
+    def __init__(self, stream: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"stream {stream!r}: expected version {expected}, but the stream is at version {actual}"
+        )
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, int]]:
+        return (type(self), (self.stream, self.expected, self.actual))
+
+
+class DuplicateEventError(EventStreamingError):
+    """An event id is already stored elsewhere (not as a retry of the same call); nothing was written."""
+
+
+class SerializationError(EventStreamingError, TypeError):
+    """A value cannot be stored as JSON; the message names the type and where it sat."""
+
+
+class ConfigurationError(EventStreamingError, ValueError):
+    """A bad option, connection-string key or argument; the message names it."""
+
+
+class MigrationError(EventStreamingError):
+    """A migration could not be applied, or the schema is not at the version this code needs."""
+
+
+class StoreClosedError(EventStreamingError):
+    """The store was used after ``close()``."""
+
+
+class StoreTimeoutError(EventStreamingError, TimeoutError):
+    """``command_timeout``, ``connect_timeout`` or ``pool_timeout`` ran out."""
+
+
+class DatabaseError(EventStreamingError):
+    """An error reported by PostgreSQL; ``sqlstate`` keeps its five-character code."""
+
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+    def __reduce__(self) -> tuple[type, tuple[str, str | None]]:
+        return (type(self), (str(self), self.sqlstate))

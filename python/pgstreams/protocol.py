@@ -1,0 +1,92 @@
+"""``EventStore``: the interface both stores implement, for type hints and for switching
+stores at run time (in-memory in tests and development, PostgreSQL in production)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
+
+from .events import DeadLetter, Event, QueuedEvent, StoredEvent
+from .queue_stats import QueueStats, StreamMetadata
+
+Receipt = QueuedEvent | uuid.UUID | str
+Seconds = float | timedelta
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    async def __aenter__(self) -> EventStore: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    async def close(self) -> None: ...
+
+    async def append(
+        self,
+        stream: str,
+        event: Event,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> int: ...
+    async def append_batch(
+        self, stream: str, events: Iterable[Event], *, expected_version: int | None = None
+    ) -> list[int]: ...
+    def read_stream(
+        self, stream: str, start_offset: int = 0, *, max_count: int | None = None
+    ) -> AsyncIterator[StoredEvent]: ...
+    def read_all(
+        self, after_position: int | None = None, *, max_count: int | None = None
+    ) -> AsyncIterator[StoredEvent]: ...
+    async def get_stream_version(self, stream: str) -> int: ...
+    async def list_streams(self) -> list[str]: ...
+    async def get_stream_metadata(self, stream: str) -> StreamMetadata | None: ...
+    async def commit_offset(self, stream: str, group: str, offset: int) -> bool: ...
+    async def get_committed_offset(self, stream: str, group: str) -> int | None: ...
+
+    async def enqueue(
+        self, stream: str, event: Event, *, delay: Seconds | None = None
+    ) -> uuid.UUID: ...
+    async def enqueue_batch(
+        self, stream: str, events: Iterable[Event], *, delay: Seconds | None = None
+    ) -> list[uuid.UUID]: ...
+    async def dequeue(
+        self,
+        stream: str,
+        consumer_id: str,
+        visibility_timeout: Seconds = 30.0,
+        *,
+        wait: Seconds | None = None,
+    ) -> QueuedEvent | None: ...
+    async def dequeue_batch(
+        self,
+        stream: str,
+        consumer_id: str,
+        max_count: int,
+        visibility_timeout: Seconds = 30.0,
+        *,
+        wait: Seconds | None = None,
+        acknowledge: Iterable[Receipt] | None = None,
+    ) -> list[QueuedEvent]: ...
+    async def acknowledge(self, event_or_id: Receipt) -> bool: ...
+    async def acknowledge_batch(self, events_or_ids: Iterable[Receipt]) -> int: ...
+    async def nack(
+        self, event_or_id: Receipt, requeue: bool = True, *, delay: Seconds | None = None
+    ) -> bool: ...
+    async def extend_lease(self, queued_event: Receipt, visibility_timeout: Seconds) -> bool: ...
+    async def get_pending_count(self, stream: str) -> int: ...
+    async def get_queue_stats(self, stream: str) -> QueueStats: ...
+    async def get_dead_letters(self, stream: str, *, limit: int = 100) -> list[DeadLetter]: ...
+    async def redrive_dead_letters(
+        self, stream: str, event_ids: Iterable[uuid.UUID] | None = None
+    ) -> int: ...
+    async def delete_dead_letters(
+        self, stream: str, event_ids: Iterable[uuid.UUID] | None = None
+    ) -> int: ...
+    async def purge_queue(self, stream: str) -> int: ...

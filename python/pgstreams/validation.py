@@ -1,0 +1,81 @@
+"""Argument checks shared by both stores, so a bad argument raises the same error with the
+same message whichever store the caller uses, before anything is sent or stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from .durations import to_seconds
+from .errors import ConfigurationError, SerializationError
+from .events import Event
+
+MAX_NAME_LENGTH = 1000
+
+
+def check_name(value: object, what: str) -> str:
+    """A stream, consumer or group name: a non-empty str without NUL, of sane length."""
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{what} must be a str, got {type(value).__name__}")
+    if not value:
+        raise ConfigurationError(f"{what} must not be empty")
+    if "\x00" in value:
+        raise ConfigurationError(f"{what} must not contain the NUL character")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ConfigurationError(f"{what} is longer than {MAX_NAME_LENGTH} characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ConfigurationError(f"{what} contains a lone surrogate") from None
+    return value
+
+
+def check_stream(value: object) -> str:
+    return check_name(value, "stream")
+
+
+def check_int(value: object, what: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"{what} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ConfigurationError(f"{what} must be at least {minimum}, got {value}")
+    if value >= 2**63:
+        raise ConfigurationError(f"{what} must fit in 64 bits, got {value}")
+    return value
+
+
+def check_optional_count(value: object, what: str) -> int | None:
+    return None if value is None else check_int(value, what, minimum=0)
+
+
+def check_expected_version(value: object) -> int | None:
+    return None if value is None else check_int(value, "expected_version", minimum=-1)
+
+
+def check_event(event: object, label: str = "event") -> Event:
+    if not isinstance(event, Event):
+        raise SerializationError(f"{label} must be a pgstreams.Event, got {type(event).__name__}")
+    return event
+
+
+def check_events(events: Iterable[Any]) -> list[Event]:
+    if isinstance(events, (str, bytes, Event)) or not isinstance(events, Iterable):
+        raise SerializationError(
+            f"events must be a list of pgstreams.Event, got {type(events).__name__}"
+        )
+    return [check_event(e, f"events[{i}]") for i, e in enumerate(events)]
+
+
+def check_timeout(value: float | timedelta, what: str) -> float:
+    seconds = to_seconds(value, what, allow_none=False)
+    assert seconds is not None
+    return seconds
+
+
+def check_delay(value: float | timedelta | None, what: str = "delay") -> float:
+    return to_seconds(value, what, allow_zero=True) or 0.0
+
+
+def check_wait(value: float | timedelta | None) -> float | None:
+    return to_seconds(value, "wait", allow_zero=True)

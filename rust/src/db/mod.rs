@@ -1,0 +1,13 @@
+//! The database side of the core: plain async Rust over tokio-postgres, no PyO3, so
+//! `cargo test` can drive it without Python.
+
+pub mod append;
+pub mod connection;
+pub mod generic;
+pub mod listener;
+pub mod pgtypes;
+pub mod queue;
+pub mod read;
+pub mod sql;
+
+pub use pgtypes::{JsonText, Micros, RawJson};

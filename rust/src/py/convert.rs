@@ -1,0 +1,196 @@
+//! Conversions across the boundary, each done once per batch under the GIL: Python events
+//! into owned `NewEvent`s before any I/O, and fetched rows into Python objects after it.
+
+use std::collections::HashMap;
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyList, PyString, PyType};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::db::append::NewEvent;
+use crate::db::pgtypes::{JsonText, Micros, RawJson};
+use crate::db::queue::{Receipt, DEQUEUE_ROW_OFFSET};
+use crate::errors::{ConfigurationError, SerializationError};
+use crate::json;
+use crate::py::types::{uuid_from_object, LazyTime, LazyUuid, QueuedEvent, StoredEvent};
+
+static EVENT_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn event_class(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    EVENT_TYPE.import(py, "pgstreams.events", "Event")
+}
+
+fn encode_json(value: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> PyResult<JsonText> {
+    json::encode(value)
+        .map(JsonText)
+        .map_err(|e| SerializationError::new_err(e.describe(&path())))
+}
+
+fn optional_text(
+    value: Bound<'_, PyAny>,
+    path: impl Fn() -> String,
+) -> PyResult<Option<String>> {
+    if value.is_none() {
+        return Ok(None);
+    }
+    let text = value.cast::<PyString>().map_err(|_| {
+        SerializationError::new_err(format!("{}: must be a str or None", path()))
+    })?;
+    let text = text
+        .to_str()
+        .map_err(|_| SerializationError::new_err(format!("{}: contains a lone surrogate", path())))?;
+    if text.contains('\0') {
+        return Err(SerializationError::new_err(format!(
+            "{}: contains the NUL character, which PostgreSQL rejects",
+            path()
+        )));
+    }
+    Ok(Some(text.to_owned()))
+}
+
+/// Reads one `pgstreams.Event`; `label` names it in errors (`events[3]`).
+fn new_event(event: &Bound<'_, PyAny>, label: &dyn Fn() -> String) -> PyResult<NewEvent> {
+    let py = event.py();
+    if !event.is_instance(event_class(py)?)? {
+        return Err(SerializationError::new_err(format!(
+            "{} must be a pgstreams.Event, got {}",
+            label(),
+            event.get_type().name()?
+        )));
+    }
+    let id = uuid_from_object(&event.getattr(pyo3::intern!(py, "id"))?)?;
+    let event_type = optional_text(event.getattr(pyo3::intern!(py, "type"))?, || {
+        format!("{}.type", label())
+    })?
+    .filter(|t| !t.is_empty())
+    .ok_or_else(|| SerializationError::new_err(format!("{}.type must be a non-empty str", label())))?;
+    let data = encode_json(&event.getattr(pyo3::intern!(py, "data"))?, || {
+        format!("{}.data", label())
+    })?;
+    let metadata = encode_json(&event.getattr(pyo3::intern!(py, "metadata"))?, || {
+        format!("{}.metadata", label())
+    })?;
+    Ok(NewEvent {
+        id,
+        event_type,
+        data,
+        metadata,
+        correlation_id: optional_text(event.getattr(pyo3::intern!(py, "correlation_id"))?, || {
+            format!("{}.correlation_id", label())
+        })?,
+        causation_id: optional_text(event.getattr(pyo3::intern!(py, "causation_id"))?, || {
+            format!("{}.causation_id", label())
+        })?,
+    })
+}
+
+/// Converts a whole batch before anything is sent, so one bad event means nothing is written.
+pub fn new_events(events: &Bound<'_, PyAny>) -> PyResult<Vec<NewEvent>> {
+    let mut converted = Vec::new();
+    for (index, event) in events.try_iter()?.enumerate() {
+        converted.push(new_event(&event?, &|| format!("events[{index}]"))?);
+    }
+    Ok(converted)
+}
+
+/// A `QueuedEvent` acts on its own delivery (its lease); a bare id on the current lease.
+pub fn receipt(value: &Bound<'_, PyAny>) -> PyResult<Receipt> {
+    if let Ok(queued) = value.cast::<QueuedEvent>() {
+        let queued = queued.get();
+        return Ok(Receipt {
+            id: queued.id.uuid(value.py())?,
+            lease: Some(queued.lease.uuid(value.py())?),
+        });
+    }
+    if let Ok(text) = value.cast::<PyString>() {
+        let id = Uuid::parse_str(text.to_str()?).map_err(|_| {
+            ConfigurationError::new_err(format!("{} is not a valid event id", text.repr().map(|r| r.to_string()).unwrap_or_default()))
+        })?;
+        return Ok(Receipt { id, lease: None });
+    }
+    match uuid_from_object(value) {
+        Ok(id) => Ok(Receipt { id, lease: None }),
+        Err(_) => Err(ConfigurationError::new_err(format!(
+            "expected a QueuedEvent or an event id (UUID), got {}",
+            value.get_type().name()?
+        ))),
+    }
+}
+
+pub fn receipts(values: &Bound<'_, PyAny>) -> PyResult<Vec<Receipt>> {
+    values.try_iter()?.map(|v| receipt(&v?)).collect()
+}
+
+/// Shares one Python string per distinct value within a batch: a read of 1000 events of one
+/// stream and a handful of types builds a handful of strings, not 2000.
+#[derive(Default)]
+pub struct StringCache<'a> {
+    strings: HashMap<&'a str, Py<PyString>>,
+}
+
+impl<'a> StringCache<'a> {
+    pub fn get(&mut self, py: Python<'_>, text: &'a str) -> Py<PyString> {
+        self.strings
+            .entry(text)
+            .or_insert_with(|| PyString::new(py, text).unbind())
+            .clone_ref(py)
+    }
+
+    pub fn optional(&mut self, py: Python<'_>, text: Option<&'a str>) -> Option<Py<PyString>> {
+        text.map(|t| self.get(py, t))
+    }
+}
+
+fn decode_column(py: Python<'_>, row: &Row, index: usize) -> PyResult<Py<PyAny>> {
+    let raw: RawJson<'_> = row.get(index);
+    Ok(json::decode(py, raw.0)?.unbind())
+}
+
+/// Rows of `events` (columns as in `db::sql::EVENT_COLUMNS`) -> a list of `StoredEvent`.
+pub fn stored_events<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py, PyList>> {
+    let mut strings = StringCache::default();
+    let list = PyList::empty(py);
+    for row in rows {
+        let event = StoredEvent {
+            stream: strings.get(py, row.get(0)),
+            offset: row.get(1),
+            position: row.get(2),
+            id: LazyUuid::Raw(row.get(3)),
+            event_type: strings.get(py, row.get(4)),
+            data: decode_column(py, row, 5)?,
+            metadata: decode_column(py, row, 6)?,
+            correlation_id: strings.optional(py, row.get(7)),
+            causation_id: strings.optional(py, row.get(8)),
+            timestamp: LazyTime::Micros(row.get::<_, Micros>(9).0),
+        };
+        list.append(Bound::new(py, event)?)?;
+    }
+    Ok(list)
+}
+
+/// Rows of a dequeue (message columns from `DEQUEUE_ROW_OFFSET`) -> a list of `QueuedEvent`.
+pub fn queued_events<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py, PyList>> {
+    let mut strings = StringCache::default();
+    let list = PyList::empty(py);
+    let o = DEQUEUE_ROW_OFFSET;
+    for row in rows {
+        let event = QueuedEvent {
+            id: LazyUuid::Raw(row.get(o)),
+            stream: strings.get(py, row.get(o + 1)),
+            event_type: strings.get(py, row.get(o + 2)),
+            data: decode_column(py, row, o + 3)?,
+            metadata: decode_column(py, row, o + 4)?,
+            correlation_id: strings.optional(py, row.get(o + 5)),
+            causation_id: strings.optional(py, row.get(o + 6)),
+            delivery_count: i64::from(row.get::<_, i32>(o + 7)),
+            enqueued_at: LazyTime::Micros(row.get::<_, Micros>(o + 8).0),
+            consumer_id: strings.optional(py, row.get(o + 9)),
+            lease_expires_at: LazyTime::Micros(row.get::<_, Micros>(o + 10).0),
+            lease: LazyUuid::Raw(row.get(o + 11)),
+        };
+        list.append(Bound::new(py, event)?)?;
+    }
+    Ok(list)
+}
