@@ -23,6 +23,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::types::DeadLetter>()?;
     m.add_function(wrap_pyfunction!(py::codec::json_dumps, m)?)?;
     m.add_function(wrap_pyfunction!(py::codec::json_loads, m)?)?;
+    m.add_function(wrap_pyfunction!(py::codec::serialize_events, m)?)?;
     m.add("BUNDLED_MIGRATIONS", migrations::BUNDLED.to_vec())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -1,0 +1,146 @@
+"""Type stubs of the Rust extension (checked against the module by mypy.stubtest)."""
+
+import uuid
+from collections.abc import Awaitable, Iterable
+from datetime import datetime
+from typing import Any, Final, final
+
+from .options import CoreConfig
+
+__version__: Final[str]
+BUNDLED_MIGRATIONS: Final[list[tuple[str, str]]]
+
+def json_dumps(value: Any, path: str = "value") -> bytes: ...
+def json_loads(text: bytes) -> Any: ...
+def serialize_events(
+    events: Iterable[Any],
+) -> list[tuple[uuid.UUID, str, bytes, bytes, str | None, str | None]]: ...
+@final
+class StoredEvent:
+    stream: str
+    offset: int
+    position: int
+    id: uuid.UUID
+    type: str
+    data: Any
+    metadata: dict[str, Any]
+    correlation_id: str | None
+    causation_id: str | None
+    timestamp: datetime
+    def __init__(
+        self,
+        stream: str,
+        offset: int,
+        position: int,
+        id: uuid.UUID,
+        type: str,
+        data: Any,
+        metadata: Any,
+        correlation_id: str | None,
+        causation_id: str | None,
+        timestamp: datetime,
+    ) -> None: ...
+
+@final
+class QueuedEvent:
+    id: uuid.UUID
+    stream: str
+    type: str
+    data: Any
+    metadata: dict[str, Any]
+    correlation_id: str | None
+    causation_id: str | None
+    delivery_count: int
+    enqueued_at: datetime
+    consumer_id: str | None
+    lease_expires_at: datetime
+    lease: uuid.UUID
+    def __init__(
+        self,
+        id: uuid.UUID,
+        stream: str,
+        type: str,
+        data: Any,
+        metadata: Any,
+        correlation_id: str | None,
+        causation_id: str | None,
+        delivery_count: int,
+        enqueued_at: datetime,
+        consumer_id: str | None,
+        lease_expires_at: datetime,
+        lease: uuid.UUID,
+    ) -> None: ...
+
+@final
+class DeadLetter:
+    id: uuid.UUID
+    stream: str
+    type: str
+    data: Any
+    metadata: dict[str, Any]
+    correlation_id: str | None
+    causation_id: str | None
+    delivery_count: int
+    enqueued_at: datetime
+    failed_at: datetime
+    reason: str
+    def __init__(
+        self,
+        id: uuid.UUID,
+        stream: str,
+        type: str,
+        data: Any,
+        metadata: Any,
+        correlation_id: str | None,
+        causation_id: str | None,
+        delivery_count: int,
+        enqueued_at: datetime,
+        failed_at: datetime,
+        reason: str,
+    ) -> None: ...
+
+@final
+class Core:
+    def __init__(self, config: CoreConfig) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def connect(self) -> Awaitable[None]: ...
+    def ping(self) -> Awaitable[tuple[str, str, str]]: ...
+    def close(self) -> None: ...
+    def pool_status(self) -> dict[str, int]: ...
+    def execute(self, sql: str) -> Awaitable[None]: ...
+    def query(
+        self, sql: str, params: Iterable[Any] | None = None
+    ) -> Awaitable[list[tuple[Any, ...]]]: ...
+    def append(
+        self, stream: str, events: Iterable[Any], expected_version: int | None = None
+    ) -> Awaitable[list[int]]: ...
+    def read_stream(
+        self, stream: str, start_offset: int, limit: int
+    ) -> Awaitable[list[StoredEvent]]: ...
+    def read_all(self, after_position: int, limit: int) -> Awaitable[list[StoredEvent]]: ...
+    def stream_version(self, stream: str) -> Awaitable[int]: ...
+    def enqueue(self, stream: str, events: Iterable[Any], delay: float) -> Awaitable[int]: ...
+    def dequeue(
+        self,
+        stream: str,
+        consumer_id: str,
+        max_count: int,
+        visibility_timeout: float,
+        wait: float | None = None,
+        acks: Iterable[Any] | None = None,
+    ) -> Awaitable[list[QueuedEvent]]: ...
+    def acknowledge(self, receipts: Iterable[Any]) -> Awaitable[int]: ...
+    def nack(self, receipt: Any, requeue: bool, delay: float | None = None) -> Awaitable[bool]: ...
+    def extend_lease(self, receipt: Any, visibility_timeout: float) -> Awaitable[bool]: ...
+    def sweep_expired(self, stream: str) -> Awaitable[int]: ...
+
+@final
+class Session:
+    @staticmethod
+    def open(config: CoreConfig, statement_timeout: float | None = None) -> Awaitable[Session]: ...
+    def execute(self, sql: str) -> Awaitable[None]: ...
+    def query(
+        self, sql: str, params: Iterable[Any] | None = None
+    ) -> Awaitable[list[tuple[Any, ...]]]: ...
+    def close(self) -> Awaitable[None]: ...
