@@ -19,6 +19,7 @@ import pytest
 import pgstreams
 from pgstreams import InMemoryEventStore, PostgresOptions, _core
 from pgstreams.cluster import ThrowawayCluster, find_postgres_bindir
+from support import drop_schema
 
 DEFAULT_TEST_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -52,23 +53,6 @@ def pg_dsn() -> Iterator[str]:
         )
     with ThrowawayCluster() as cluster:
         yield cluster.dsn
-
-
-async def drop_schema(dsn: str, schema: str) -> None:
-    session = await _core.Session.open(PostgresOptions(dsn).to_core_config(), None)
-    try:
-        await session.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await session.close()
-
-
-async def run_sql(dsn: str, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    """Runs one statement on a fresh connection (for tests that poke at tables by hand)."""
-    session = await _core.Session.open(PostgresOptions(dsn).to_core_config(), None)
-    try:
-        return list(await session.query(sql, params))
-    finally:
-        await session.close()
 
 
 @pytest.fixture

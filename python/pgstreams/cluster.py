@@ -407,8 +407,12 @@ class ThrowawayCluster:
         tls: bool = False,
         settings: Mapping[str, str] | None = None,
         bindir: str | os.PathLike[str] | None = None,
+        extra_listen_addresses: Sequence[str] = (),
     ) -> None:
         self._tls = tls
+        # More loopback addresses (127.0.0.2, ...) reach the same server under a name the
+        # TLS certificate does not carry, to test verify-ca against verify-full.
+        self._extra_listen = [a for a in extra_listen_addresses if a.startswith("127.")]
         self._settings = dict(settings or {})
         reserved = _RESERVED_SETTINGS.intersection(self._settings)
         if reserved:
@@ -648,7 +652,7 @@ class ThrowawayCluster:
             settings["ssl_cert_file"] = str(self._tls_files.server_cert)
             settings["ssl_key_file"] = str(self._tls_files.server_key)
         settings.update(self._settings)
-        settings["listen_addresses"] = HOST
+        settings["listen_addresses"] = ",".join([HOST, *self._extra_listen])
         settings["port"] = str(self.port)
         settings["unix_socket_directories"] = str(self.socket_dir)
         path = self.data_dir / _CONF_NAME
