@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 
-from ._core import __version__
+from ._core import __version__, _shutdown
 from .errors import (
     ConcurrencyError,
     ConfigurationError,
@@ -25,6 +26,8 @@ from .protocol import EventStore
 from .queue_stats import QueueStats, StreamMetadata
 
 logging.getLogger("pgstreams").addHandler(logging.NullHandler())
+# No call of the Rust core may finish into a finalizing interpreter (see rust/src/py/bridge.rs).
+atexit.register(_shutdown)
 
 __all__ = [
     "ConcurrencyError",

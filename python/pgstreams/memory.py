@@ -1,1 +1,924 @@
-class InMemoryEventStore: ...
+"""``InMemoryEventStore``: the whole public API of ``PostgresEventStore`` without a database,
+for tests and development.
+
+It is an honest twin, not a mock: the same argument checks (``validation``) in the same order,
+the same JSON validation and serialization (``_core.serialize_events``), the same errors and
+messages, and the semantics of the SQL in ``migrations/001_InitialSchema.sql`` and
+``rust/src/db/sql.rs`` (append retries and conflicts, the dequeue/nack/sweep rules of the
+queue), so one contract suite passes against both stores. Where this module makes a choice, a
+comment names the statement it mirrors.
+
+Events and messages are kept as the serialized JSON bytes and decoded on every read, so a
+caller never shares a mutable object with the store and values come back exactly as they do
+from PostgreSQL (tuples become lists, ``1e16`` stays a float).
+
+Every operation runs synchronously between two awaits, which makes each one atomic on the
+event loop, as each is one statement or one transaction in PostgreSQL. The store belongs to one
+event loop at a time and is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+import operator
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from operator import attrgetter
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from . import _core
+from . import validation as check
+from .errors import (
+    ConcurrencyError,
+    ConfigurationError,
+    DatabaseError,
+    DuplicateEventError,
+    StoreClosedError,
+)
+from .events import DeadLetter, Event, QueuedEvent, StoredEvent
+from .protocol import Receipt, Seconds
+from .queue_stats import QueueStats, StreamMetadata
+
+if TYPE_CHECKING:
+    from .protocol import EventStore
+
+__all__ = ["InMemoryEventStore"]
+
+# Times are kept as integer microseconds since the Unix epoch, as PostgreSQL keeps timestamptz,
+# so a far-future delay behaves as there: accepted up to PostgreSQL's limit (year 294276, well
+# past what a Python datetime can hold), and refused beyond it with PostgreSQL's error.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_PG_TIMESTAMP_END_US = 9_223_371_331_200_000_000 + 946_684_800_000_000
+
+DEFAULT_MAX_DELIVERY_ATTEMPTS = 5  # the column default of queue_events.max_delivery_attempts
+# How often a waiting dequeue looks again without a wake-up: what bounds the pick-up delay of a
+# delayed message or an expired lease (only enqueues, nacks and redrives wake waiters).
+_WAIT_POLL_SECONDS = 0.05
+
+# The id formats `Uuid::parse_str` accepts on the PostgreSQL path (simple, hyphenated,
+# braced, URN); Python's uuid.UUID alone would accept more (stray hyphens, a bare "uuid:").
+_HEX = "[0-9a-fA-F]"
+_HYPHENATED = f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
+_UUID_TEXT = re.compile(rf"{_HEX}{{32}}|{_HYPHENATED}|\{{{_HYPHENATED}\}}|urn:uuid:{_HYPHENATED}")
+
+# What `_core.serialize_events` returns per event.
+_Serialized = tuple[uuid.UUID, str, bytes, bytes, str | None, str | None]
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _later(now_us: int, seconds: float) -> int:
+    """``now() + make_interval(secs => seconds)``, with PostgreSQL's range check."""
+    at = now_us + round(seconds * 1_000_000)
+    if at >= _PG_TIMESTAMP_END_US:
+        raise DatabaseError("ERROR: timestamp out of range", "22008")
+    return at
+
+
+def _datetime(us: int) -> datetime:
+    try:
+        return _EPOCH + timedelta(microseconds=us)
+    except OverflowError:
+        # What building the datetime of such a row raises on the PostgreSQL path.
+        raise ValueError("year is out of range") from None
+
+
+def _rust_debug(text: str) -> str:
+    """``{:?}`` of a Rust str, for messages shared with the Rust core."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return f'"{escaped}"'
+
+
+# ---------------------------------------------------------------------------------- rows
+
+
+@dataclass(slots=True)
+class _EventRow:
+    """One row of ``events``."""
+
+    stream: str
+    offset: int
+    position: int
+    id: uuid.UUID
+    type: str
+    data: bytes
+    metadata: bytes
+    correlation_id: str | None
+    causation_id: str | None
+    created_us: int
+
+    def to_stored_event(self) -> StoredEvent:
+        return StoredEvent(
+            self.stream,
+            self.offset,
+            self.position,
+            self.id,
+            self.type,
+            _core.json_loads(self.data),
+            _core.json_loads(self.metadata),
+            self.correlation_id,
+            self.causation_id,
+            _datetime(self.created_us),
+        )
+
+
+@dataclass(slots=True)
+class _Message:
+    """One row of ``queue_events``. ``lease`` is the token of the current (or last)
+    delivery; it stays after the lease expires, until a nack or the next delivery."""
+
+    id: uuid.UUID
+    seq: int
+    stream: str
+    type: str
+    data: bytes
+    metadata: bytes
+    correlation_id: str | None
+    causation_id: str | None
+    enqueued_us: int
+    visible_us: int
+    delivery_count: int
+    max_deliveries: int
+    lease: uuid.UUID | None = None
+    consumer_id: str | None = None
+
+    def holds(self, token: uuid.UUID | None) -> bool:
+        """Does this receipt act on the message? A specific delivery's token only while it is
+        the current lease; a bare id (``None``) whenever the message has a lease token
+        (``q.lease_token = a.token OR (a.token IS NULL AND q.lease_token IS NOT NULL)``)."""
+        return self.lease is not None and (token is None or self.lease == token)
+
+    def to_queued_event(self) -> QueuedEvent:
+        assert self.lease is not None
+        return QueuedEvent(
+            self.id,
+            self.stream,
+            self.type,
+            _core.json_loads(self.data),
+            _core.json_loads(self.metadata),
+            self.correlation_id,
+            self.causation_id,
+            self.delivery_count,
+            _datetime(self.enqueued_us),
+            self.consumer_id,
+            _datetime(self.visible_us),
+            self.lease,
+        )
+
+
+@dataclass(slots=True)
+class _DeadRow:
+    """One row of ``dead_letter_queue``."""
+
+    id: uuid.UUID
+    stream: str
+    type: str
+    data: bytes
+    metadata: bytes
+    correlation_id: str | None
+    causation_id: str | None
+    delivery_count: int
+    enqueued_us: int
+    failed_us: int
+    reason: str
+
+    def to_dead_letter(self) -> DeadLetter:
+        return DeadLetter(
+            self.id,
+            self.stream,
+            self.type,
+            _core.json_loads(self.data),
+            _core.json_loads(self.metadata),
+            self.correlation_id,
+            self.causation_id,
+            self.delivery_count,
+            _datetime(self.enqueued_us),
+            _datetime(self.failed_us),
+            self.reason,
+        )
+
+
+# ---------------------------------------------------------------------------------- receipts
+
+
+def _parse_event_id(text: str) -> uuid.UUID:
+    if _UUID_TEXT.fullmatch(text) is None:
+        raise ConfigurationError(f"{text!r} is not a valid event id")
+    return uuid.UUID(text)
+
+
+def _receipt(value: object) -> tuple[uuid.UUID, uuid.UUID | None]:
+    """``(id, lease token)`` of a receipt: a ``QueuedEvent`` names its own delivery, a bare
+    id (``UUID`` or its text) whatever lease is current (``convert::receipt`` in Rust)."""
+    if isinstance(value, QueuedEvent):
+        return value.id, value.lease
+    if isinstance(value, str):
+        return _parse_event_id(value), None
+    if isinstance(value, uuid.UUID):
+        return value, None
+    # Like the Rust core: anything with a 128-bit integer `.int` is taken as an id.
+    try:
+        number = operator.index(value.int)  # type: ignore[attr-defined]
+        return uuid.UUID(int=number), None
+    except (AttributeError, TypeError, ValueError):
+        raise ConfigurationError(
+            f"expected a QueuedEvent or an event id (UUID), got {type(value).__name__}"
+        ) from None
+
+
+def _as_uuid(value: object) -> uuid.UUID:
+    """An id of ``redrive_dead_letters``/``delete_dead_letters`` (as ``postgres._as_uuid``)."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise ConfigurationError(f"{value!r} is not an event id (UUID)")
+
+
+# ---------------------------------------------------------------------------------- the store
+
+
+class InMemoryEventStore:
+    """The event store and queue of :class:`PostgresEventStore`, kept in memory.
+
+    ``read_batch_size`` plays the role of ``PostgresOptions.read_batch_size``: how many
+    events a read iterator takes from the store at a time."""
+
+    def __init__(self, *, read_batch_size: int = 1000) -> None:
+        self.read_batch_size = check.check_int(read_batch_size, "read_batch_size", minimum=1)
+        self._closed = False
+
+        # Persistent streams. `_versions` is the `streams` table: it outlives the events.
+        self._versions: dict[str, int] = {}
+        self._streams: dict[str, list[_EventRow]] = {}  # per stream, in offset order
+        self._feed: list[_EventRow] = []  # every event, in position order
+        self._events_by_id: dict[uuid.UUID, _EventRow] = {}
+        self._last_position = 0
+        self._consumer_offsets: dict[tuple[str, str], int] = {}
+
+        # Ephemeral streams. A stream's dict keeps insertion order, which is `seq` order: a
+        # message gets its seq when inserted and keeps it (and its place) until it leaves.
+        self._messages: dict[uuid.UUID, _Message] = {}
+        self._queues: dict[str, dict[uuid.UUID, _Message]] = {}
+        self._dead: dict[uuid.UUID, _DeadRow] = {}
+        self._seq = itertools.count(1)
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+
+    def __repr__(self) -> str:
+        return f"<InMemoryEventStore {'closed' if self._closed else 'open'}>"
+
+    async def __aenter__(self) -> InMemoryEventStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Later calls raise ``StoreClosedError``. Idempotent. Waiting dequeues wake and raise."""
+        self._closed = True
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def ping(self) -> dict[str, str]:
+        self._check_open()
+        return {"server_version": "in-memory", "database": "memory", "user": ""}
+
+    def pool_status(self) -> dict[str, int]:
+        return {"size": 0, "available": 0, "waiting": 0, "max_size": 0}
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+
+    # ------------------------------------------------------------------ persistent streams
+
+    async def append(
+        self,
+        stream: str,
+        event: Event,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> int:
+        """Appends one event; returns its offset. ``metadata`` is merged into the event's."""
+        check.check_stream(stream)
+        check.check_event(event)
+        if metadata:
+            event = event.with_metadata(metadata)
+        expected = check.check_expected_version(expected_version)
+        return self._append(stream, _core.serialize_events([event]), expected)[0]
+
+    async def append_batch(
+        self, stream: str, events: Iterable[Event], *, expected_version: int | None = None
+    ) -> list[int]:
+        """Appends all events atomically; returns their offsets."""
+        check.check_stream(stream)
+        batch = check.check_events(events)
+        expected = check.check_expected_version(expected_version)
+        return self._append(stream, _core.serialize_events(batch), expected)
+
+    def _append(self, stream: str, rows: Sequence[_Serialized], expected: int | None) -> list[int]:
+        """The ``append_events`` function of migration 001."""
+        self._check_open()
+        if not rows:
+            return []
+        ids = [row[0] for row in rows]
+        version = self._versions.get(stream, -1)
+        outcome, first_offset = self._classify_existing(stream, ids)
+        # A retry of a call that already committed wins over everything else, a version
+        # mismatch included: its caller must get the offsets it was first given.
+        if outcome == "retry":
+            return list(range(first_offset, first_offset + len(ids)))
+        if expected is not None and expected != version:
+            raise ConcurrencyError(stream, expected, version)
+        if outcome == "duplicate":
+            raise DuplicateEventError(
+                f"stream {_rust_debug(stream)}: one or more event ids of this call are already "
+                "stored (in another stream, at other offsets or in another order); nothing was "
+                "written"
+            )
+        now = _now_us()
+        stored = self._streams.setdefault(stream, [])
+        for index, (event_id, event_type, data, metadata, correlation, causation) in enumerate(
+            rows
+        ):
+            self._last_position += 1
+            row = _EventRow(
+                stream,
+                version + 1 + index,
+                self._last_position,
+                event_id,
+                event_type,
+                data,
+                metadata,
+                correlation,
+                causation,
+                now,
+            )
+            stored.append(row)
+            self._feed.append(row)
+            self._events_by_id[event_id] = row
+        self._versions[stream] = version + len(rows)
+        return list(range(version + 1, version + 1 + len(rows)))
+
+    def _classify_existing(
+        self, stream: str, ids: Sequence[uuid.UUID]
+    ) -> tuple[Literal["none", "retry", "duplicate"], int]:
+        """``classify_existing_events``: a retry when every id is stored in ``stream``,
+        contiguous and in this order; a duplicate when any other id is stored."""
+        found = [self._events_by_id.get(event_id) for event_id in ids]
+        present = [row for row in found if row is not None]
+        if not present:
+            return "none", -1
+        if (
+            len(present) == len(ids)
+            and all(row.stream == stream for row in present)
+            and len({row.offset - index for index, row in enumerate(present)}) == 1
+        ):
+            return "retry", present[0].offset
+        return "duplicate", -1
+
+    def read_stream(
+        self, stream: str, start_offset: int = 0, *, max_count: int | None = None
+    ) -> AsyncIterator[StoredEvent]:
+        """Events of ``stream`` from ``start_offset``, taken ``read_batch_size`` at a time."""
+        check.check_stream(stream)
+        check.check_int(start_offset, "start_offset", minimum=0)
+        return self._read_stream(
+            stream, start_offset, check.check_optional_count(max_count, "max_count")
+        )
+
+    async def _read_stream(
+        self, stream: str, offset: int, remaining: int | None
+    ) -> AsyncIterator[StoredEvent]:
+        # Each batch is looked up afresh by offset (never by list index, which retention may
+        # shift), so events appended meanwhile may be seen and none is skipped or repeated.
+        while remaining is None or remaining > 0:
+            limit = (
+                self.read_batch_size if remaining is None else min(self.read_batch_size, remaining)
+            )
+            batch = self._stream_batch(stream, offset, limit)
+            for event in batch:
+                yield event
+            if len(batch) < limit:
+                return
+            offset = batch[-1].offset + 1
+            if remaining is not None:
+                remaining -= len(batch)
+
+    def _stream_batch(self, stream: str, offset: int, limit: int) -> list[StoredEvent]:
+        """``WHERE stream_name = $1 AND stream_offset >= $2 ORDER BY stream_offset LIMIT $3``"""
+        self._check_open()
+        rows = self._streams.get(stream, [])
+        start = bisect.bisect_left(rows, offset, key=attrgetter("offset"))
+        return [row.to_stored_event() for row in rows[start : start + limit]]
+
+    def read_all(
+        self, after_position: int | None = None, *, max_count: int | None = None
+    ) -> AsyncIterator[StoredEvent]:
+        """Every event of every stream in increasing ``position``, after ``after_position``."""
+        start = (
+            -1
+            if after_position is None
+            else check.check_int(after_position, "after_position", minimum=-1)
+        )
+        return self._read_all(start, check.check_optional_count(max_count, "max_count"))
+
+    async def _read_all(self, position: int, remaining: int | None) -> AsyncIterator[StoredEvent]:
+        while remaining is None or remaining > 0:
+            limit = (
+                self.read_batch_size if remaining is None else min(self.read_batch_size, remaining)
+            )
+            batch = self._feed_batch(position, limit)
+            for event in batch:
+                yield event
+            if len(batch) < limit:
+                return
+            position = batch[-1].position
+            if remaining is not None:
+                remaining -= len(batch)
+
+    def _feed_batch(self, after_position: int, limit: int) -> list[StoredEvent]:
+        """``WHERE position > $1 ORDER BY position LIMIT $2``"""
+        self._check_open()
+        start = bisect.bisect_right(self._feed, after_position, key=attrgetter("position"))
+        return [row.to_stored_event() for row in self._feed[start : start + limit]]
+
+    async def get_stream_version(self, stream: str) -> int:
+        """Offset of the stream's last event; -1 for a stream never written."""
+        check.check_stream(stream)
+        self._check_open()
+        return self._versions.get(stream, -1)
+
+    async def list_streams(self) -> list[str]:
+        """Every persistent stream ever written, by name (code point order)."""
+        self._check_open()
+        return sorted(name for name, version in self._versions.items() if version >= 0)
+
+    async def get_stream_metadata(self, stream: str) -> StreamMetadata | None:
+        """Length, first and last offset, oldest and newest timestamp (None: never written)."""
+        check.check_stream(stream)
+        self._check_open()
+        version = self._versions.get(stream, -1)
+        if version < 0:
+            return None
+        rows = self._streams.get(stream, [])
+        if not rows:
+            return StreamMetadata(stream, 0, None, None, None, None, version)
+        # Rows are in offset order, and offsets are taken in time order.
+        times = [row.created_us for row in rows]
+        return StreamMetadata(
+            stream,
+            len(rows),
+            rows[0].offset,
+            rows[-1].offset,
+            _datetime(min(times)),
+            _datetime(max(times)),
+            version,
+        )
+
+    def _delete_events(self, stream: str) -> int:
+        """Test hook: deletes the stream's events but keeps its version, as deleting the rows
+        of ``events`` by hand (or retention) does in PostgreSQL. Returns how many went."""
+        removed = self._streams.pop(stream, [])
+        if removed:
+            for row in removed:
+                del self._events_by_id[row.id]
+            self._feed = [row for row in self._feed if row.stream != stream]
+        return len(removed)
+
+    # ------------------------------------------------------------------ consumer offsets
+
+    async def commit_offset(self, stream: str, group: str, offset: int) -> bool:
+        """Stores the NEXT offset ``group`` will read from ``stream`` (Kafka-style)."""
+        check.check_stream(stream)
+        check.check_name(group, "group")
+        check.check_int(offset, "offset", minimum=0)
+        self._check_open()
+        self._consumer_offsets[stream, group] = offset
+        return True
+
+    async def get_committed_offset(self, stream: str, group: str) -> int | None:
+        check.check_stream(stream)
+        check.check_name(group, "group")
+        self._check_open()
+        return self._consumer_offsets.get((stream, group))
+
+    # ------------------------------------------------------------------ ephemeral streams
+
+    async def enqueue(
+        self, stream: str, event: Event, *, delay: Seconds | None = None
+    ) -> uuid.UUID:
+        """Queues one message; returns its id (an id already queued is a no-op)."""
+        check.check_stream(stream)
+        check.check_event(event)
+        seconds = check.check_delay(delay)
+        self._enqueue(stream, _core.serialize_events([event]), seconds)
+        return event.id
+
+    async def enqueue_batch(
+        self, stream: str, events: Iterable[Event], *, delay: Seconds | None = None
+    ) -> list[uuid.UUID]:
+        """Queues a batch atomically; returns the ids in order."""
+        check.check_stream(stream)
+        batch = check.check_events(events)
+        seconds = check.check_delay(delay)
+        self._enqueue(stream, _core.serialize_events(batch), seconds)
+        return [e.id for e in batch]
+
+    def _enqueue(self, stream: str, rows: Sequence[_Serialized], delay: float) -> None:
+        """The enqueue statement: insert in input order, skipping ids already queued (in any
+        stream: the id is the table's key) or dead-lettered."""
+        self._check_open()
+        now = _now_us()
+        visible = _later(now, delay)
+        max_deliveries = self._max_delivery_attempts(stream)
+        inserted = False
+        for event_id, event_type, data, metadata, correlation, causation in rows:
+            if event_id in self._messages or event_id in self._dead:
+                continue
+            self._insert_message(
+                _Message(
+                    event_id,
+                    next(self._seq),
+                    stream,
+                    event_type,
+                    data,
+                    metadata,
+                    correlation,
+                    causation,
+                    enqueued_us=now,
+                    visible_us=visible,
+                    delivery_count=0,
+                    max_deliveries=max_deliveries,
+                )
+            )
+            inserted = True
+        if inserted:
+            self._wake(stream)
+
+    async def dequeue(
+        self,
+        stream: str,
+        consumer_id: str,
+        visibility_timeout: Seconds = 30.0,
+        *,
+        wait: Seconds | None = None,
+    ) -> QueuedEvent | None:
+        """Leases the oldest visible message for ``visibility_timeout``; None when empty."""
+        batch = await self.dequeue_batch(stream, consumer_id, 1, visibility_timeout, wait=wait)
+        return batch[0] if batch else None
+
+    async def dequeue_batch(
+        self,
+        stream: str,
+        consumer_id: str,
+        max_count: int,
+        visibility_timeout: Seconds = 30.0,
+        *,
+        wait: Seconds | None = None,
+        acknowledge: Iterable[Receipt] | None = None,
+    ) -> list[QueuedEvent]:
+        """Leases up to ``max_count`` messages in enqueue order, after acknowledging
+        ``acknowledge`` (the previous batch) in the same step."""
+        check.check_stream(stream)
+        check.check_name(consumer_id, "consumer_id")
+        check.check_int(max_count, "max_count", minimum=1)
+        lease_seconds = check.check_timeout(visibility_timeout, "visibility_timeout")
+        wait_seconds = check.check_wait(wait)
+        acks = [_receipt(r) for r in acknowledge] if acknowledge is not None else []
+        if wait_seconds:
+            return await self._dequeue_waiting(
+                stream, consumer_id, max_count, lease_seconds, acks, wait_seconds
+            )
+        return self._dequeue(stream, consumer_id, max_count, lease_seconds, acks)
+
+    def _dequeue(
+        self,
+        stream: str,
+        consumer_id: str,
+        max_count: int,
+        lease_seconds: float,
+        acks: list[tuple[uuid.UUID, uuid.UUID | None]],
+    ) -> list[QueuedEvent]:
+        """``queue::dequeue``: the dequeue statement, repeated while dead-lettering left the
+        batch short, so a dead head never hides live messages behind it."""
+        self._check_open()
+        self._acknowledge(acks)
+        # The statement excludes every id of its ack list from the pick (the acked rows are
+        # still in its snapshot); only its first run carries the acks.
+        excluded = {event_id for event_id, _ in acks}
+        leased: list[QueuedEvent] = []
+        while True:
+            now = _now_us()
+            picked = self._visible(stream, now, max_count - len(leased), excluded)
+            excluded = set()
+            dead_lettered = 0
+            for message in picked:
+                if message.delivery_count >= message.max_deliveries:
+                    self._dead_letter(message, "max_deliveries", now)
+                    dead_lettered += 1
+                else:
+                    message.delivery_count += 1
+                    message.lease = uuid.uuid4()
+                    message.consumer_id = consumer_id
+                    message.visible_us = _later(now, lease_seconds)
+                    leased.append(message.to_queued_event())
+            if dead_lettered == 0 or len(leased) >= max_count:
+                return leased
+
+    def _visible(
+        self, stream: str, now: int, limit: int, excluded: set[uuid.UUID]
+    ) -> list[_Message]:
+        """The oldest ``limit`` messages of ``stream`` visible at ``now``, in enqueue order."""
+        picked: list[_Message] = []
+        for message in self._queues.get(stream, {}).values():
+            if len(picked) >= limit:
+                break
+            if message.visible_us <= now and message.id not in excluded:
+                picked.append(message)
+        return picked
+
+    async def _dequeue_waiting(
+        self,
+        stream: str,
+        consumer_id: str,
+        max_count: int,
+        lease_seconds: float,
+        acks: list[tuple[uuid.UUID, uuid.UUID | None]],
+        wait_seconds: float,
+    ) -> list[QueuedEvent]:
+        """``queue::dequeue_waiting``: looks, then sleeps until woken by an enqueue to the
+        stream or for one poll interval, until a message comes or ``wait`` has passed (and
+        looks a last time then)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        waiter = asyncio.Event()
+        self._waiters.setdefault(stream, set()).add(waiter)
+        try:
+            while True:
+                # Cleared before looking: nothing can enqueue between the look and the wait,
+                # as both run without an await in between.
+                waiter.clear()
+                batch = self._dequeue(stream, consumer_id, max_count, lease_seconds, acks)
+                acks = []
+                remaining = deadline - loop.time()
+                if batch or remaining <= 0:
+                    return batch
+                try:
+                    async with asyncio.timeout(min(remaining, _WAIT_POLL_SECONDS)):
+                        await waiter.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            waiters = self._waiters.get(stream)
+            if waiters is not None:
+                waiters.discard(waiter)
+                if not waiters:
+                    del self._waiters[stream]
+
+    async def acknowledge(self, event_or_id: Receipt) -> bool:
+        """Deletes the message if this delivery (or, given an id, the current one) holds it."""
+        receipt = _receipt(event_or_id)
+        self._check_open()
+        return self._acknowledge([receipt]) > 0
+
+    async def acknowledge_batch(self, events_or_ids: Iterable[Receipt]) -> int:
+        receipts = [_receipt(r) for r in list(events_or_ids)]
+        self._check_open()
+        return self._acknowledge(receipts)
+
+    def _acknowledge(self, receipts: Iterable[tuple[uuid.UUID, uuid.UUID | None]]) -> int:
+        acknowledged = 0
+        for event_id, token in receipts:
+            message = self._messages.get(event_id)
+            if message is not None and message.holds(token):
+                self._remove_message(message)
+                acknowledged += 1
+        return acknowledged
+
+    async def nack(
+        self, event_or_id: Receipt, requeue: bool = True, *, delay: Seconds | None = None
+    ) -> bool:
+        """Gives the message back (requeue: same place, after the delay) or dead-letters it."""
+        if not isinstance(requeue, bool):
+            raise ConfigurationError("requeue must be a bool")
+        seconds = None if delay is None else check.check_delay(delay)
+        event_id, token = _receipt(event_or_id)
+        self._check_open()
+        message = self._messages.get(event_id)
+        if message is None or not message.holds(token):
+            return False
+        now = _now_us()
+        if not requeue:
+            self._dead_letter(message, "nacked", now)
+        elif message.delivery_count >= message.max_deliveries:
+            self._dead_letter(message, "max_deliveries", now)
+        else:
+            if seconds is None:
+                seconds = self._retry_delay(message.stream, message.delivery_count)
+            # It keeps its seq, hence its place in the queue.
+            message.visible_us = _later(now, seconds)
+            message.lease = None
+            message.consumer_id = None
+            self._wake(message.stream)
+        return True
+
+    async def extend_lease(self, queued_event: Receipt, visibility_timeout: Seconds) -> bool:
+        """Keeps the message leased for ``visibility_timeout`` from now."""
+        seconds = check.check_timeout(visibility_timeout, "visibility_timeout")
+        event_id, token = _receipt(queued_event)
+        self._check_open()
+        message = self._messages.get(event_id)
+        if message is None or not message.holds(token):
+            return False
+        message.visible_us = _later(_now_us(), seconds)
+        return True
+
+    async def get_pending_count(self, stream: str) -> int:
+        """Visible + delayed + leased messages; dead letters excluded."""
+        check.check_stream(stream)
+        self._check_open()
+        self._sweep_expired(stream)
+        return len(self._queues.get(stream, {}))
+
+    async def get_queue_stats(self, stream: str) -> QueueStats:
+        check.check_stream(stream)
+        self._check_open()
+        self._sweep_expired(stream)
+        now = _now_us()
+        messages = list(self._queues.get(stream, {}).values())
+        visible = sum(1 for m in messages if m.visible_us <= now)
+        leased = sum(1 for m in messages if m.visible_us > now and m.lease is not None)
+        dead = sum(1 for d in self._dead.values() if d.stream == stream)
+        oldest = min((m.enqueued_us for m in messages), default=None)
+        return QueueStats(
+            stream,
+            visible,
+            len(messages) - visible - leased,
+            leased,
+            dead,
+            None if oldest is None else (now - oldest) / 1_000_000,
+        )
+
+    async def get_dead_letters(self, stream: str, *, limit: int = 100) -> list[DeadLetter]:
+        check.check_stream(stream)
+        check.check_int(limit, "limit", minimum=1)
+        self._check_open()
+        self._sweep_expired(stream)
+        return [row.to_dead_letter() for row in self._dead_rows(stream, None)[:limit]]
+
+    async def redrive_dead_letters(
+        self, stream: str, event_ids: Iterable[uuid.UUID] | None = None
+    ) -> int:
+        """Moves dead letters back to the tail of the queue (same id, delivery count 0)."""
+        check.check_stream(stream)
+        ids = None if event_ids is None else {_as_uuid(i) for i in event_ids}
+        self._check_open()
+        now = _now_us()
+        max_deliveries = self._max_delivery_attempts(stream)
+        redriven = 0
+        for row in self._dead_rows(stream, ids):
+            del self._dead[row.id]
+            if row.id in self._messages:  # ON CONFLICT (id) DO NOTHING
+                continue
+            self._insert_message(
+                _Message(
+                    row.id,
+                    next(self._seq),
+                    row.stream,
+                    row.type,
+                    row.data,
+                    row.metadata,
+                    row.correlation_id,
+                    row.causation_id,
+                    enqueued_us=row.enqueued_us,
+                    visible_us=now,
+                    delivery_count=0,
+                    max_deliveries=max_deliveries,
+                )
+            )
+            redriven += 1
+        if redriven:
+            self._wake(stream)
+        return redriven
+
+    async def delete_dead_letters(
+        self, stream: str, event_ids: Iterable[uuid.UUID] | None = None
+    ) -> int:
+        check.check_stream(stream)
+        ids = None if event_ids is None else {_as_uuid(i) for i in event_ids}
+        self._check_open()
+        rows = self._dead_rows(stream, ids)
+        for row in rows:
+            del self._dead[row.id]
+        return len(rows)
+
+    async def purge_queue(self, stream: str) -> int:
+        """Deletes every message of the stream (leased or not); dead letters stay."""
+        check.check_stream(stream)
+        self._check_open()
+        queue = self._queues.pop(stream, {})
+        for event_id in queue:
+            del self._messages[event_id]
+        return len(queue)
+
+    # ------------------------------------------------------------------ queue internals
+
+    def _max_delivery_attempts(self, stream: str) -> int:
+        """``max_delivery_attempts(stream)``: the stream's configuration, else 5. (The
+        in-memory store has no stream configuration yet.)"""
+        return DEFAULT_MAX_DELIVERY_ATTEMPTS
+
+    def _retry_delay(self, stream: str, delivery_count: int) -> float:
+        """A nacked message's delay when the caller gives none: the stream's configured retry
+        backoff, else none. (The in-memory store has no stream configuration yet.)"""
+        return 0.0
+
+    def _insert_message(self, message: _Message) -> None:
+        self._messages[message.id] = message
+        self._queues.setdefault(message.stream, {})[message.id] = message
+
+    def _remove_message(self, message: _Message) -> None:
+        del self._messages[message.id]
+        queue = self._queues[message.stream]
+        del queue[message.id]
+        if not queue:
+            del self._queues[message.stream]
+
+    def _dead_letter(self, message: _Message, reason: str, now: int) -> None:
+        """Moves a message to the dead letter queue, keeping its delivery count."""
+        self._remove_message(message)
+        # ON CONFLICT (id) DO NOTHING: a dead letter already there stays as it is.
+        self._dead.setdefault(
+            message.id,
+            _DeadRow(
+                message.id,
+                message.stream,
+                message.type,
+                message.data,
+                message.metadata,
+                message.correlation_id,
+                message.causation_id,
+                message.delivery_count,
+                message.enqueued_us,
+                now,
+                reason,
+            ),
+        )
+
+    def _sweep_expired(self, stream: str) -> None:
+        """``sweep_expired``: a message whose last allowed delivery has expired can never be
+        delivered again, so it is a dead letter; counts and listings must show it as one."""
+        now = _now_us()
+        expired = [
+            m
+            for m in self._queues.get(stream, {}).values()
+            if m.lease is not None and m.visible_us <= now and m.delivery_count >= m.max_deliveries
+        ]
+        for message in expired:
+            self._dead_letter(message, "max_deliveries", now)
+
+    def _dead_rows(self, stream: str, ids: set[uuid.UUID] | None) -> list[_DeadRow]:
+        """The stream's dead letters (those of ``ids`` if given), by failure time, then id."""
+        rows = [
+            row
+            for row in self._dead.values()
+            if row.stream == stream and (ids is None or row.id in ids)
+        ]
+        rows.sort(key=lambda row: (row.failed_us, row.id))
+        return rows
+
+    def _wake(self, stream: str) -> None:
+        """Wakes the dequeues waiting on ``stream`` (the NOTIFY of the PostgreSQL store)."""
+        for waiter in self._waiters.get(stream, ()):
+            waiter.set()
+
+
+if TYPE_CHECKING:
+
+    def _implements_event_store(store: InMemoryEventStore) -> EventStore:
+        return store  # mypy checks here that the class implements the whole protocol

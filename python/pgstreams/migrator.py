@@ -120,6 +120,18 @@ class DatabaseMigrator:
         # No statement timeout: command_timeout is for store calls, not for building indexes.
         return await _core.Session.open(self.options.to_core_config(), None)
 
+    async def server_info(self) -> dict[str, str]:
+        """``{"server_version", "database", "user"}`` of the server migrations go to."""
+        session = await self._open()
+        try:
+            rows = await session.query(
+                "SELECT current_setting('server_version'), current_database()::text, current_user::text"
+            )
+        finally:
+            await session.close()
+        version, database, user = rows[0]
+        return {"server_version": version, "database": database, "user": user}
+
     async def applied(self) -> list[AppliedMigration]:
         session = await self._open()
         try:

@@ -15,12 +15,12 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    runtime::install();
     m.add_class::<py::core::Core>()?;
     m.add_class::<py::session::Session>()?;
     m.add_class::<py::types::StoredEvent>()?;
     m.add_class::<py::types::QueuedEvent>()?;
     m.add_class::<py::types::DeadLetter>()?;
+    m.add_function(wrap_pyfunction!(py::bridge::_shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(py::codec::json_dumps, m)?)?;
     m.add_function(wrap_pyfunction!(py::codec::json_loads, m)?)?;
     m.add_function(wrap_pyfunction!(py::codec::serialize_events, m)?)?;

@@ -1,6 +1,6 @@
-//! The one tokio runtime of the process. pyo3-async-runtimes is handed this same runtime
-//! (`init_with_runtime`), so pool connections, the LISTEN task and every bridged future share
-//! it; two runtimes would double the threads on a 2-core machine and split the pool's tasks.
+//! The one tokio runtime of the process: pool connections, the LISTEN task and every call
+//! bridged to asyncio (`py::bridge`) share it; two runtimes would double the threads on a
+//! 2-core machine and split the pool's tasks.
 
 use std::sync::OnceLock;
 use tokio::runtime::Runtime;
@@ -15,9 +15,4 @@ pub fn runtime() -> &'static Runtime {
             .build()
             .expect("pgstreams: cannot start the tokio runtime")
     })
-}
-
-/// Registers the runtime with pyo3-async-runtimes; idempotent.
-pub fn install() {
-    let _ = pyo3_async_runtimes::tokio::init_with_runtime(runtime());
 }

@@ -12,7 +12,7 @@ use tokio_postgres::Row;
 use crate::config::{CoreConfig, RawCoreConfig};
 use crate::db::{append, generic, queue, read};
 use crate::errors::{ConfigurationError, CoreError};
-use crate::py::{codec, convert};
+use crate::py::{bridge, codec, convert};
 use crate::runtime;
 use crate::store::Store;
 
@@ -72,7 +72,7 @@ impl Core {
         T: for<'a> IntoPyObject<'a> + Send + 'static,
     {
         let future = work(Arc::clone(&self.store));
-        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(future.await?) })
+        bridge::awaitable(py, future)
     }
 }
 

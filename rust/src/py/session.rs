@@ -12,9 +12,8 @@ use crate::config::{CoreConfig, RawCoreConfig};
 use crate::db::connection::connect_dedicated;
 use crate::db::generic;
 use crate::errors::CoreError;
-use crate::py::codec;
+use crate::py::{bridge, codec};
 use crate::py::core::TupleRows;
-use crate::runtime;
 
 #[pyclass(frozen, module = "pgstreams._core")]
 pub struct Session {
@@ -40,8 +39,7 @@ impl Session {
     fn open<'py>(py: Python<'py>, config: &Bound<'py, PyDict>, statement_timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let config = CoreConfig::from_raw(config.extract::<RawCoreConfig>()?)?;
         let timeout = statement_timeout.map(std::time::Duration::from_secs_f64);
-        let _guard = runtime::runtime().enter();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        bridge::awaitable(py, async move {
             let client = connect_dedicated(&config, timeout).await?;
             Ok(Session {
                 client: Arc::new(tokio::sync::Mutex::new(Some(client))),
@@ -51,7 +49,7 @@ impl Session {
 
     fn execute<'py>(&self, py: Python<'py>, sql: String) -> PyResult<Bound<'py, PyAny>> {
         let client = Arc::clone(&self.client);
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        bridge::awaitable(py, async move {
             with_client(&client, async |c| Ok(c.batch_execute(&sql).await?)).await?;
             Ok(())
         })
@@ -64,7 +62,7 @@ impl Session {
             None => Vec::new(),
         };
         let client = Arc::clone(&self.client);
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        bridge::awaitable(py, async move {
             let rows = with_client(&client, async |c| {
                 Ok(c.query(sql.as_str(), &generic::as_params(&values)).await?)
             })
@@ -76,7 +74,7 @@ impl Session {
     /// Closes the connection (releasing any session advisory lock).
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = Arc::clone(&self.client);
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        bridge::awaitable(py, async move {
             client.lock().await.take();
             Ok(())
         })
