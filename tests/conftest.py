@@ -34,7 +34,7 @@ async def _answers(dsn: str) -> str | None:
         )
         await session.close()
         return None
-    except Exception as error:  # noqa: BLE001 - any failure means "start our own"
+    except Exception as error:
         return str(error)
 
 
@@ -68,6 +68,10 @@ async def pg_options(pg_dsn: str, schema_name: str) -> AsyncIterator[PostgresOpt
 
 @pytest.fixture(params=["memory", "postgres"])
 def store_kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres":
+        # Resolve the session's server here, outside any event loop: pg_dsn calls asyncio.run,
+        # which fails if first requested from inside an async fixture such as make_store.
+        request.getfixturevalue("pg_dsn")
     return str(request.param)
 
 

@@ -36,7 +36,11 @@ def test_migrate_sql_prints_every_migration_without_a_database() -> None:
     assert result.returncode == 0, result.stderr
     sql = result.stdout
     assert 'CREATE SCHEMA IF NOT EXISTS "for_dba"' in sql
-    for name in ("001_InitialSchema.sql", "003_RetentionPolicies.sql", "004_StreamConfiguration.sql"):
+    for name in (
+        "001_InitialSchema.sql",
+        "003_RetentionPolicies.sql",
+        "004_StreamConfiguration.sql",
+    ):
         assert f"-- {name}" in sql
     assert sql.count("BEGIN;") == sql.count("COMMIT;") == 3
     assert "{schema}" not in sql
@@ -94,7 +98,9 @@ def test_no_dsn_is_a_clear_error() -> None:
 
 def test_password_never_printed(pg_dsn: str) -> None:
     secret = "Sup3r-S3cret"
-    result = pgstreams("status", "--dsn", f"Host=127.0.0.1;Port=1;Username=x;Password={secret};Timeout=2")
+    result = pgstreams(
+        "status", "--dsn", f"Host=127.0.0.1;Port=1;Username=x;Password={secret};Timeout=2"
+    )
     assert result.returncode == 2
     assert secret not in result.stderr + result.stdout
 

@@ -195,7 +195,7 @@ def test_tls_without_openssl_or_cryptography_says_so(
         lambda name, *a, **k: None if name == "openssl" else real_which(name, *a, **k),
     )
     monkeypatch.setitem(sys.modules, "cryptography", None)  # makes `import cryptography` fail
-    with pytest.raises(RuntimeError, match="openssl.*cryptography"):
+    with pytest.raises(RuntimeError, match=r"openssl.*cryptography"):
         pgc._make_tls(tmp_path / "tls")
 
 

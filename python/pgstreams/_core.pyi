@@ -10,11 +10,13 @@ from .options import CoreConfig
 __version__: Final[str]
 BUNDLED_MIGRATIONS: Final[list[tuple[str, str]]]
 
+def _shutdown() -> None: ...
 def json_dumps(value: Any, path: str = "value") -> bytes: ...
 def json_loads(text: bytes) -> Any: ...
 def serialize_events(
     events: Iterable[Any],
 ) -> list[tuple[uuid.UUID, str, bytes, bytes, str | None, str | None]]: ...
+
 @final
 class StoredEvent:
     stream: str

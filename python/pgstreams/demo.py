@@ -21,7 +21,9 @@ async def run_demo(store: Any, out: TextIO) -> None:
     offsets = await store.append_batch(
         stream,
         [
-            Event("OrderPlaced", {"order": 1001, "items": [{"sku": "A-1", "qty": 2}], "total": 39.9}),
+            Event(
+                "OrderPlaced", {"order": 1001, "items": [{"sku": "A-1", "qty": 2}], "total": 39.9}
+            ),
             Event("PaymentReceived", {"order": 1001, "amount": 39.9}),
         ],
         expected_version=-1,
@@ -50,7 +52,9 @@ async def run_demo(store: Any, out: TextIO) -> None:
             continue  # other runs' events on a shared database
         say(f"  position {event.position}: {event.stream}#{event.offset} {event.type}")
     await store.commit_offset(stream, "billing", 2)
-    say(f"billing will resume {stream} at offset {await store.get_committed_offset(stream, 'billing')}")
+    say(
+        f"billing will resume {stream} at offset {await store.get_committed_offset(stream, 'billing')}"
+    )
 
     say()
     say("== Work queue: lease, ack, nack, dead letters ==")
@@ -71,4 +75,6 @@ async def run_demo(store: Any, out: TextIO) -> None:
     await store.acknowledge(again)
     for letter in await store.get_dead_letters(queue):
         say(f"dead letter: {letter.data['to']} reason={letter.reason}")
-    say(f"redriven: {await store.redrive_dead_letters(queue)}, pending: {await store.get_pending_count(queue)}")
+    say(
+        f"redriven: {await store.redrive_dead_letters(queue)}, pending: {await store.get_pending_count(queue)}"
+    )

@@ -9,15 +9,15 @@ error subclasses it too, so existing ``except TypeError`` / ``except ValueError`
 from __future__ import annotations
 
 __all__ = [
-    "EventStreamingError",
     "ConcurrencyError",
-    "DuplicateEventError",
-    "SerializationError",
     "ConfigurationError",
+    "DatabaseError",
+    "DuplicateEventError",
+    "EventStreamingError",
     "MigrationError",
+    "SerializationError",
     "StoreClosedError",
     "StoreTimeoutError",
-    "DatabaseError",
 ]
 
 

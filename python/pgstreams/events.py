@@ -51,11 +51,11 @@ class Event:
 
     def __init__(
         self,
-        type: str,  # noqa: A002 - the public name of the field
+        type: str,
         data: Any,
         *,
         metadata: Mapping[str, Any] | None = None,
-        id: uuid.UUID | None = None,  # noqa: A002
+        id: uuid.UUID | None = None,
         correlation_id: str | None = None,
         causation_id: str | None = None,
     ) -> None:

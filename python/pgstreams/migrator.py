@@ -248,7 +248,11 @@ class DatabaseMigrator:
                     f"migration {migration.file_name} failed and was rolled back",
                     migration.sql(self.options.schema_name) + ";\n" + self._record_sql(migration),
                 )
-                log.info("pgstreams: applied migration %s to schema %s", migration.file_name, self._schema)
+                log.info(
+                    "pgstreams: applied migration %s to schema %s",
+                    migration.file_name,
+                    self._schema,
+                )
                 versions.append(migration.version)
             await self._run(session, "adjusting the event data index", self._index_sql())
             return versions

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import _core
 from . import validation as check
-from .errors import MigrationError, StoreClosedError
+from .errors import ConfigurationError, MigrationError, StoreClosedError
 from .events import DeadLetter, Event, QueuedEvent, StoredEvent
 from .migrator import DatabaseMigrator
 from .options import PostgresOptions
@@ -84,7 +84,9 @@ class PostgresEventStore:
         check.check_event(event)
         if metadata:
             event = event.with_metadata(metadata)
-        offsets = await self._core.append(stream, [event], check.check_expected_version(expected_version))
+        offsets = await self._core.append(
+            stream, [event], check.check_expected_version(expected_version)
+        )
         return int(offsets[0])
 
     async def append_batch(
@@ -103,7 +105,9 @@ class PostgresEventStore:
         """Events of ``stream`` from ``start_offset``, fetched ``read_batch_size`` at a time."""
         check.check_stream(stream)
         check.check_int(start_offset, "start_offset", minimum=0)
-        return self._read_stream(stream, start_offset, check.check_optional_count(max_count, "max_count"))
+        return self._read_stream(
+            stream, start_offset, check.check_optional_count(max_count, "max_count")
+        )
 
     async def _read_stream(
         self, stream: str, offset: int, remaining: int | None
@@ -124,7 +128,11 @@ class PostgresEventStore:
         self, after_position: int | None = None, *, max_count: int | None = None
     ) -> AsyncIterator[StoredEvent]:
         """Every event of every stream in increasing ``position``, after ``after_position``."""
-        start = -1 if after_position is None else check.check_int(after_position, "after_position", minimum=-1)
+        start = (
+            -1
+            if after_position is None
+            else check.check_int(after_position, "after_position", minimum=-1)
+        )
         return self._read_all(start, check.check_optional_count(max_count, "max_count"))
 
     async def _read_all(self, position: int, remaining: int | None) -> AsyncIterator[StoredEvent]:
@@ -258,7 +266,7 @@ class PostgresEventStore:
     ) -> bool:
         """Gives the message back (requeue: same place, after the delay) or dead-letters it."""
         if not isinstance(requeue, bool):
-            raise check.ConfigurationError("requeue must be a bool")
+            raise ConfigurationError("requeue must be a bool")
         seconds = None if delay is None else check.check_delay(delay)
         return bool(await self._core.nack(event_or_id, requeue, seconds))
 
@@ -356,7 +364,7 @@ def _as_uuid(value: object) -> uuid.UUID:
             return uuid.UUID(value)
         except ValueError:
             pass
-    raise check.ConfigurationError(f"{value!r} is not an event id (UUID)")
+    raise ConfigurationError(f"{value!r} is not an event id (UUID)")
 
 
 async def _open(options: PostgresOptions) -> PostgresEventStore:
@@ -372,7 +380,7 @@ async def _open(options: PostgresOptions) -> PostgresEventStore:
             pending = await migrator.pending()
             if pending:
                 raise MigrationError(
-                    f"schema \"{options.schema_name}\" has pending migrations: "
+                    f'schema "{options.schema_name}" has pending migrations: '
                     f"{', '.join(m.file_name for m in pending)}; run `pgstreams migrate` "
                     "(or DatabaseMigrator(options).migrate()), or connect with auto_migrate=True"
                 )

@@ -122,7 +122,9 @@ impl CoreConfig {
             ));
         }
         if raw.read_batch_size < 1 {
-            return Err(CoreError::Configuration("read_batch_size must be at least 1".into()));
+            return Err(CoreError::Configuration(
+                "read_batch_size must be at least 1".into(),
+            ));
         }
         Ok(CoreConfig {
             host: raw.host,

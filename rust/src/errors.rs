@@ -19,7 +19,9 @@ pyo3::import_exception!(pgstreams.errors, DatabaseError);
 pub enum CoreError {
     #[error("{0}")]
     Postgres(#[from] tokio_postgres::Error),
-    #[error("stream {stream:?}: expected version {expected}, but the stream is at version {actual}")]
+    #[error(
+        "stream {stream:?}: expected version {expected}, but the stream is at version {actual}"
+    )]
     Concurrency {
         stream: String,
         expected: i64,
@@ -127,7 +129,9 @@ impl From<CoreError> for PyErr {
             CoreError::Closed => StoreClosedError::new_err("the store is closed"),
             CoreError::Timeout(m) => StoreTimeoutError::new_err(m),
             CoreError::Connection(m) => DatabaseError::new_err((m, Option::<String>::None)),
-            CoreError::Internal(m) => PyRuntimeError::new_err(format!("pgstreams internal error: {m}")),
+            CoreError::Internal(m) => {
+                PyRuntimeError::new_err(format!("pgstreams internal error: {m}"))
+            }
         }
     }
 }

@@ -24,8 +24,9 @@ fn root_store(config: &CoreConfig) -> CoreResult<RootCertStore> {
     let mut roots = RootCertStore::empty();
     match &config.ssl_root_cert {
         Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| CoreError::Configuration(format!("cannot read ssl root certificate {path:?}: {e}")))?;
+            let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
+                CoreError::Configuration(format!("cannot read ssl root certificate {path:?}: {e}"))
+            })?;
             for cert in certs {
                 let cert = cert.map_err(|e| {
                     CoreError::Configuration(format!("bad certificate in {path:?}: {e}"))
@@ -72,7 +73,12 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -80,7 +86,12 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
@@ -147,10 +158,12 @@ pub fn connector(config: &CoreConfig) -> CoreResult<MakeRustlsConnect> {
             .with_root_certificates(root_store(config)?)
             .with_no_client_auth(),
         SslMode::VerifyCa => {
-            let verifier =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(root_store(config)?), provider)
-                    .build()
-                    .map_err(|e| CoreError::Configuration(format!("TLS verifier: {e}")))?;
+            let verifier = WebPkiServerVerifier::builder_with_provider(
+                Arc::new(root_store(config)?),
+                provider,
+            )
+            .build()
+            .map_err(|e| CoreError::Configuration(format!("TLS verifier: {e}")))?;
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))

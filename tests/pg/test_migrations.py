@@ -12,7 +12,6 @@ import pytest
 import pgstreams
 from pgstreams import DatabaseMigrator, MigrationError, PostgresOptions
 from pgstreams.migrator import load_migrations
-
 from support import drop_schema, run_sql
 
 SEED_TABLES = {
@@ -49,12 +48,12 @@ async def test_fresh_schema_gets_the_seed_tables_and_indexes(
     assert await migrator.get_current_version() == 0
     applied = await migrator.migrate()
     assert applied == [m.version for m in load_migrations()] == [1, 3, 4]
-    assert SEED_TABLES <= await relations(pg_dsn, pg_options.schema_name)
+    assert await relations(pg_dsn, pg_options.schema_name) >= SEED_TABLES
     indexes = " | ".join(await index_definitions(pg_dsn, pg_options.schema_name))
     for needle in (
         "gin (data jsonb_path_ops)",  # event data
-        "(correlation_id, \"position\")",  # correlation id
-        "(event_type, \"position\")",  # event type
+        '(correlation_id, "position")',  # correlation id
+        '(event_type, "position")',  # event type
         "brin (created_at)",  # time
         "(stream_name, stream_offset)",  # stream lookups
     ):
@@ -75,7 +74,7 @@ async def test_schema_version_rows_carry_description_time_and_checksum(
     await DatabaseMigrator(pg_options).migrate()
     rows = await run_sql(
         pg_dsn,
-        f'SELECT version, description, applied_at IS NOT NULL, length(checksum) '
+        f"SELECT version, description, applied_at IS NOT NULL, length(checksum) "
         f'FROM "{pg_options.schema_name}".schema_version ORDER BY version',
     )
     assert rows == [
@@ -93,9 +92,7 @@ async def test_eight_migrators_at_once_apply_each_migration_exactly_once(
     applied = sorted(v for result in results for v in result)
     assert applied == [1, 3, 4]
     assert sum(1 for r in results if r) == 1  # one process did all the work
-    rows = await run_sql(
-        pg_dsn, f'SELECT count(*) FROM "{pg_options.schema_name}".schema_version'
-    )
+    rows = await run_sql(pg_dsn, f'SELECT count(*) FROM "{pg_options.schema_name}".schema_version')
     assert rows == [(3,)]
 
 
@@ -150,7 +147,7 @@ async def test_changed_file_is_reported_not_rerun(
     folder = write_migrations(tmp_path / "m", {"001_First.sql": "CREATE TABLE {schema}.a (v int);"})
     await DatabaseMigrator(pg_options, migrations_dir=folder).migrate()
     (folder / "001_First.sql").write_text("CREATE TABLE {schema}.a (v bigint);")
-    with pytest.raises(MigrationError, match="001_First.sql"):
+    with pytest.raises(MigrationError, match=r"001_First\.sql"):
         await DatabaseMigrator(pg_options, migrations_dir=folder).migrate()
 
 
@@ -170,7 +167,7 @@ async def test_hand_recorded_row_is_accepted(pg_options: PostgresOptions, pg_dsn
     await pgstreams_execute(pg_dsn, session_sql)
     await run_sql(
         pg_dsn,
-        f"INSERT INTO \"{schema}\".schema_version (version, description, checksum) "
+        f'INSERT INTO "{schema}".schema_version (version, description, checksum) '
         "VALUES (1, 'Initial Schema', $1)",
         [migrations[1].checksum],
     )
@@ -207,7 +204,9 @@ async def test_seed_repair_sql_works_verbatim_on_the_default_schema(pg_dsn: str)
             "INSERT INTO event_streaming.schema_version (version, description) "
             "VALUES (3, 'Retention Policies')",
         )
-        rows = await run_sql(pg_dsn, "SELECT * FROM event_streaming.schema_version ORDER BY version")
+        rows = await run_sql(
+            pg_dsn, "SELECT * FROM event_streaming.schema_version ORDER BY version"
+        )
         assert [(r[0], r[1]) for r in rows] == [
             (1, "Initial Schema"),
             (3, "Retention Policies"),
@@ -241,7 +240,11 @@ async def test_connect_with_auto_migrate_off_names_the_pending_migrations(
 ) -> None:
     with pytest.raises(MigrationError) as raised:
         await pgstreams.connect(pg_options, auto_migrate=False)
-    for name in ("001_InitialSchema.sql", "003_RetentionPolicies.sql", "004_StreamConfiguration.sql"):
+    for name in (
+        "001_InitialSchema.sql",
+        "003_RetentionPolicies.sql",
+        "004_StreamConfiguration.sql",
+    ):
         assert name in str(raised.value)
     await DatabaseMigrator(pg_options).migrate()
     async with pgstreams.connect(pg_options, auto_migrate=False) as store:

@@ -134,6 +134,8 @@ pub async fn append(
             expected: expected_version.unwrap_or(-1),
             actual: row.get(2),
         }),
-        other => Err(CoreError::Internal(format!("append_events returned {other:?}"))),
+        other => Err(CoreError::Internal(format!(
+            "append_events returned {other:?}"
+        ))),
     }
 }

@@ -35,12 +35,23 @@ impl Value {
     }
 }
 
-fn array_to_sql(items: &[Value], member: &Type, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+fn array_to_sql(
+    items: &[Value],
+    member: &Type,
+    ty: &Type,
+    out: &mut BytesMut,
+) -> Result<IsNull, BoxError> {
     macro_rules! typed {
         ($t:ty, $f:expr) => {{
             let converted: Result<Vec<Option<$t>>, BoxError> = items
                 .iter()
-                .map(|v| if matches!(v, Value::Null) { Ok(None) } else { $f(v).map(Some) })
+                .map(|v| {
+                    if matches!(v, Value::Null) {
+                        Ok(None)
+                    } else {
+                        $f(v).map(Some)
+                    }
+                })
                 .collect();
             converted?.to_sql(ty, out)
         }};
@@ -59,6 +70,10 @@ fn array_to_sql(items: &[Value], member: &Type, ty: &Type, out: &mut BytesMut) -
             Value::Int(i) => Ok(i32::try_from(*i)?),
             other => Err(mismatch(other, member)),
         }),
+        Type::JSONB | Type::JSON => typed!(crate::db::pgtypes::JsonText, |v: &Value| match v {
+            Value::Json(j) => Ok(crate::db::pgtypes::JsonText(j.clone())),
+            other => Err(mismatch(other, member)),
+        }),
         _ => Err(format!("array parameters of type {ty} are not supported").into()),
     }
 }
@@ -74,11 +89,14 @@ impl ToSql for Value {
             (Value::Int(i), &Type::FLOAT8) => (*i as f64).to_sql(ty, out),
             (Value::Float(f), &Type::FLOAT8) => f.to_sql(ty, out),
             (Value::Float(f), &Type::FLOAT4) => (*f as f32).to_sql(ty, out),
-            (Value::Text(t), &Type::TEXT | &Type::VARCHAR | &Type::NAME | &Type::BPCHAR | &Type::UNKNOWN) => {
-                t.as_str().to_sql(&Type::TEXT, out)
-            }
+            (
+                Value::Text(t),
+                &Type::TEXT | &Type::VARCHAR | &Type::NAME | &Type::BPCHAR | &Type::UNKNOWN,
+            ) => t.as_str().to_sql(&Type::TEXT, out),
             (Value::Text(_) | Value::Uuid(_), &Type::UUID) => self.as_uuid()?.to_sql(ty, out),
-            (Value::Uuid(u), &Type::TEXT | &Type::VARCHAR) => u.to_string().as_str().to_sql(ty, out),
+            (Value::Uuid(u), &Type::TEXT | &Type::VARCHAR) => {
+                u.to_string().as_str().to_sql(ty, out)
+            }
             (Value::Json(j), &Type::JSONB | &Type::JSON) => {
                 crate::db::pgtypes::JsonText(j.clone()).to_sql(ty, out)
             }

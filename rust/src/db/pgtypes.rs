@@ -28,7 +28,10 @@ impl ToSql for JsonText {
 pub struct RawJson<'a>(pub &'a [u8]);
 
 impl<'a> FromSql<'a> for RawJson<'a> {
-    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         if *ty == Type::JSONB {
             match raw.split_first() {
                 Some((1, text)) => Ok(RawJson(text)),
@@ -49,9 +52,14 @@ const POSTGRES_EPOCH_IN_UNIX_MICROS: i64 = 946_684_800_000_000;
 pub struct Micros(pub i64);
 
 impl<'a> FromSql<'a> for Micros {
-    fn from_sql(_ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(
+        _ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         let bytes: [u8; 8] = raw.try_into().map_err(|_| "bad timestamp length")?;
-        Ok(Micros(i64::from_be_bytes(bytes) + POSTGRES_EPOCH_IN_UNIX_MICROS))
+        Ok(Micros(
+            i64::from_be_bytes(bytes) + POSTGRES_EPOCH_IN_UNIX_MICROS,
+        ))
     }
     accepts!(TIMESTAMPTZ, TIMESTAMP);
 }

@@ -87,7 +87,14 @@ pub async fn dequeue(
         let rows = client
             .query(
                 &statement,
-                &[&stream, &consumer_id, &wanted, &visibility_seconds, &ack_ids, &ack_leases],
+                &[
+                    &stream,
+                    &consumer_id,
+                    &wanted,
+                    &visibility_seconds,
+                    &ack_ids,
+                    &ack_leases,
+                ],
             )
             .await?;
         let dead_lettered: i64 = rows.first().map_or(0, |r| r.get(0));
@@ -127,7 +134,11 @@ pub async fn dequeue_waiting(
 ) -> CoreResult<Dequeued> {
     let deadline = Instant::now() + wait;
     let notify = store.listener.as_ref().map(|l| l.subscribe(stream));
-    let poll = if notify.is_some() { POLL_WITH_NOTIFY } else { POLL_WITHOUT_NOTIFY };
+    let poll = if notify.is_some() {
+        POLL_WITH_NOTIFY
+    } else {
+        POLL_WITHOUT_NOTIFY
+    };
     let mut acks = acks.to_vec();
     let mut acknowledged = 0;
     loop {
@@ -141,7 +152,16 @@ pub async fn dequeue_waiting(
         }
         let outcome = {
             let client = store.client().await?;
-            dequeue(&client, &store.sql, stream, consumer_id, max_count, visibility_seconds, &acks).await?
+            dequeue(
+                &client,
+                &store.sql,
+                stream,
+                consumer_id,
+                max_count,
+                visibility_seconds,
+                &acks,
+            )
+            .await?
         };
         acks.clear();
         acknowledged += outcome.acknowledged;
@@ -187,7 +207,10 @@ pub async fn nack(
 ) -> CoreResult<bool> {
     let statement = client.prepare_cached(&sql.nack).await?;
     let row = client
-        .query_one(&statement, &[&receipt.id, &receipt.lease, &requeue, &delay_seconds])
+        .query_one(
+            &statement,
+            &[&receipt.id, &receipt.lease, &requeue, &delay_seconds],
+        )
         .await?;
     Ok(row.get::<_, i64>(0) > 0)
 }
@@ -200,7 +223,10 @@ pub async fn extend_lease(
 ) -> CoreResult<bool> {
     let statement = client.prepare_cached(&sql.extend_lease).await?;
     let updated = client
-        .execute(&statement, &[&receipt.id, &receipt.lease, &visibility_seconds])
+        .execute(
+            &statement,
+            &[&receipt.id, &receipt.lease, &visibility_seconds],
+        )
         .await?;
     Ok(updated > 0)
 }

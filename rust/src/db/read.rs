@@ -15,7 +15,9 @@ pub async fn read_stream(
     limit: i64,
 ) -> CoreResult<Vec<Row>> {
     let statement = client.prepare_cached(&sql.read_stream).await?;
-    Ok(client.query(&statement, &[&stream, &start_offset, &limit]).await?)
+    Ok(client
+        .query(&statement, &[&stream, &start_offset, &limit])
+        .await?)
 }
 
 pub async fn read_all(

@@ -87,11 +87,11 @@ pub fn decode<'py>(py: Python<'py>, text: &[u8]) -> PyResult<Bound<'py, PyAny>> 
     // serde_json refuses nesting beyond 128 levels; the encoder refuses beyond 100, so
     // everything pgstreams wrote reads back.
     let mut deserializer = serde_json::Deserializer::from_slice(text);
-    let value = ValueSeed(py)
-        .deserialize(&mut deserializer)
-        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("invalid JSON from the server: {e}")))?;
-    deserializer
-        .end()
-        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("invalid JSON from the server: {e}")))?;
+    let value = ValueSeed(py).deserialize(&mut deserializer).map_err(|e| {
+        pyo3::exceptions::PyValueError::new_err(format!("invalid JSON from the server: {e}"))
+    })?;
+    deserializer.end().map_err(|e| {
+        pyo3::exceptions::PyValueError::new_err(format!("invalid JSON from the server: {e}"))
+    })?;
     Ok(value)
 }

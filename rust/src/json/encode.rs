@@ -81,9 +81,7 @@ fn push_str_checked(out: &mut Vec<u8>, text: &str) -> EncodeResult {
 
 fn py_str<'a>(value: &'a Bound<'_, PyString>) -> Result<std::borrow::Cow<'a, str>, EncodeError> {
     value.to_cow().map_err(|_| {
-        EncodeError::new(
-            "strings cannot contain lone surrogates (they are not valid UTF-8)".into(),
-        )
+        EncodeError::new("strings cannot contain lone surrogates (they are not valid UTF-8)".into())
     })
 }
 
@@ -130,7 +128,11 @@ fn write_value(out: &mut Vec<u8>, value: &Bound<'_, PyAny>, depth: usize) -> Enc
     } else if let Ok(s) = value.cast_exact::<PyString>() {
         push_str_checked(out, &py_str(s)?)?;
     } else if value.is_exact_instance_of::<PyBool>() {
-        out.extend_from_slice(if value.is_truthy().unwrap_or(false) { b"true" } else { b"false" });
+        out.extend_from_slice(if value.is_truthy().unwrap_or(false) {
+            b"true"
+        } else {
+            b"false"
+        });
     } else if value.is_exact_instance_of::<PyInt>() {
         write_int(out, value)?;
     } else if let Ok(f) = value.cast_exact::<PyFloat>() {
@@ -144,7 +146,11 @@ fn write_value(out: &mut Vec<u8>, value: &Bound<'_, PyAny>, depth: usize) -> Enc
     } else if let Ok(s) = value.cast::<PyString>() {
         push_str_checked(out, &py_str(s)?)?;
     } else if value.is_instance_of::<PyBool>() {
-        out.extend_from_slice(if value.is_truthy().unwrap_or(false) { b"true" } else { b"false" });
+        out.extend_from_slice(if value.is_truthy().unwrap_or(false) {
+            b"true"
+        } else {
+            b"false"
+        });
     } else if value.is_instance_of::<PyInt>() {
         write_int(out, value)?;
     } else if let Ok(f) = value.cast::<PyFloat>() {
@@ -158,19 +164,23 @@ fn write_value(out: &mut Vec<u8>, value: &Bound<'_, PyAny>, depth: usize) -> Enc
 /// UUID, datetime, date and Decimal are written as strings; anything else is refused.
 fn write_known_object(out: &mut Vec<u8>, value: &Bound<'_, PyAny>, py: Python<'_>) -> EncodeResult {
     let is = |ty: PyResult<&Bound<'_, pyo3::types::PyType>>| {
-        ty.ok().is_some_and(|t| value.is_instance(t).unwrap_or(false))
+        ty.ok()
+            .is_some_and(|t| value.is_instance(t).unwrap_or(false))
     };
     let text = if is(pytypes::uuid_type(py)) || is(pytypes::decimal_type(py)) {
         value.str()
     } else if is(pytypes::datetime_type(py)) || is(pytypes::date_type(py)) {
-        value.call_method0("isoformat").and_then(|s| Ok(s.cast_into::<PyString>()?))
+        value
+            .call_method0("isoformat")
+            .and_then(|s| Ok(s.cast_into::<PyString>()?))
     } else {
         return Err(EncodeError::new(format!(
             "cannot store a value of type {} as JSON (allowed: dict, list, tuple, str, int, float, bool, None, UUID, datetime, date, Decimal)",
             type_name(value)
         )));
     };
-    let text = text.map_err(|e| EncodeError::new(format!("cannot convert {}: {e}", type_name(value))))?;
+    let text =
+        text.map_err(|e| EncodeError::new(format!("cannot convert {}: {e}", type_name(value))))?;
     push_str_checked(out, &py_str(&text)?)
 }
 

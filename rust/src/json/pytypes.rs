@@ -25,7 +25,12 @@ pub fn decimal_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 }
 pub fn utc(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     UTC.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.import("datetime")?.getattr("timezone")?.getattr("utc")?.unbind())
+        Ok::<_, PyErr>(
+            py.import("datetime")?
+                .getattr("timezone")?
+                .getattr("utc")?
+                .unbind(),
+        )
     })
     .map(|u| u.bind(py))
 }

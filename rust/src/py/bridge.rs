@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
-use pyo3::IntoPyObjectExt;
 use pyo3::sync::PyOnceLock;
+use pyo3::IntoPyObjectExt;
 use tokio::task::AbortHandle;
 
 use crate::errors::CoreError;

@@ -2,9 +2,9 @@
 //! stores accept and return exactly the same values), and the generic parameter and row
 //! conversions of non-hot statements.
 
+use postgres_types::Type;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use postgres_types::Type;
 use tokio_postgres::Row;
 
 use crate::db::generic::Value;
@@ -16,7 +16,11 @@ use crate::py::types::{datetime_from_micros, uuid_from_object, uuid_object};
 /// `json_dumps(value, path="value") -> bytes`: validates and serializes with the store's rules.
 #[pyfunction]
 #[pyo3(signature = (value, path = "value"))]
-pub fn json_dumps<'py>(py: Python<'py>, value: &Bound<'py, PyAny>, path: &str) -> PyResult<Bound<'py, PyBytes>> {
+pub fn json_dumps<'py>(
+    py: Python<'py>,
+    value: &Bound<'py, PyAny>,
+    path: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
     let text = json::encode(value).map_err(|e| SerializationError::new_err(e.describe(path)))?;
     Ok(PyBytes::new(py, &text))
 }
@@ -42,9 +46,16 @@ pub fn param(value: &Bound<'_, PyAny>) -> PyResult<Value> {
     } else if let Ok(text) = value.cast::<PyString>() {
         Ok(Value::Text(text.to_str()?.to_owned()))
     } else if value.is_instance_of::<PyDict>() {
-        Ok(Value::Json(json::encode(value).map_err(|e| SerializationError::new_err(e.describe("parameter")))?))
+        Ok(Value::Json(json::encode(value).map_err(|e| {
+            SerializationError::new_err(e.describe("parameter"))
+        })?))
     } else if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
-        Ok(Value::Array(value.try_iter()?.map(|v| param(&v?)).collect::<PyResult<_>>()?))
+        Ok(Value::Array(
+            value
+                .try_iter()?
+                .map(|v| param(&v?))
+                .collect::<PyResult<_>>()?,
+        ))
     } else if let Ok(uuid) = uuid_from_object(value) {
         Ok(Value::Uuid(uuid))
     } else {
@@ -105,7 +116,9 @@ fn cell(py: Python<'_>, row: &Row, index: usize) -> PyResult<Py<PyAny>> {
 pub fn rows_to_tuples<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
     for row in rows {
-        let cells: Vec<Py<PyAny>> = (0..row.len()).map(|i| cell(py, row, i)).collect::<PyResult<_>>()?;
+        let cells: Vec<Py<PyAny>> = (0..row.len())
+            .map(|i| cell(py, row, i))
+            .collect::<PyResult<_>>()?;
         list.append(PyTuple::new(py, cells)?)?;
     }
     Ok(list)
@@ -115,7 +128,10 @@ pub fn rows_to_tuples<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py,
 /// the exact validation and serialization the PostgreSQL store applies before sending a
 /// batch, for the in-memory store, so both refuse the same input with the same message.
 #[pyfunction]
-pub fn serialize_events<'py>(py: Python<'py>, events: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+pub fn serialize_events<'py>(
+    py: Python<'py>,
+    events: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyList>> {
     let converted = crate::py::convert::new_events(events)?;
     crate::db::append::check_unique_ids(&converted.iter().map(|e| e.id).collect::<Vec<_>>())?;
     let list = PyList::empty(py);

@@ -28,19 +28,16 @@ fn encode_json(value: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> PyRes
         .map_err(|e| SerializationError::new_err(e.describe(&path())))
 }
 
-fn optional_text(
-    value: Bound<'_, PyAny>,
-    path: impl Fn() -> String,
-) -> PyResult<Option<String>> {
+fn optional_text(value: Bound<'_, PyAny>, path: impl Fn() -> String) -> PyResult<Option<String>> {
     if value.is_none() {
         return Ok(None);
     }
-    let text = value.cast::<PyString>().map_err(|_| {
-        SerializationError::new_err(format!("{}: must be a str or None", path()))
+    let text = value
+        .cast::<PyString>()
+        .map_err(|_| SerializationError::new_err(format!("{}: must be a str or None", path())))?;
+    let text = text.to_str().map_err(|_| {
+        SerializationError::new_err(format!("{}: contains a lone surrogate", path()))
     })?;
-    let text = text
-        .to_str()
-        .map_err(|_| SerializationError::new_err(format!("{}: contains a lone surrogate", path())))?;
     if text.contains('\0') {
         return Err(SerializationError::new_err(format!(
             "{}: contains the NUL character, which PostgreSQL rejects",
@@ -65,7 +62,9 @@ fn new_event(event: &Bound<'_, PyAny>, label: &dyn Fn() -> String) -> PyResult<N
         format!("{}.type", label())
     })?
     .filter(|t| !t.is_empty())
-    .ok_or_else(|| SerializationError::new_err(format!("{}.type must be a non-empty str", label())))?;
+    .ok_or_else(|| {
+        SerializationError::new_err(format!("{}.type must be a non-empty str", label()))
+    })?;
     let data = encode_json(&event.getattr(pyo3::intern!(py, "data"))?, || {
         format!("{}.data", label())
     })?;
@@ -106,7 +105,10 @@ pub fn receipt(value: &Bound<'_, PyAny>) -> PyResult<Receipt> {
     }
     if let Ok(text) = value.cast::<PyString>() {
         let id = Uuid::parse_str(text.to_str()?).map_err(|_| {
-            ConfigurationError::new_err(format!("{} is not a valid event id", text.repr().map(|r| r.to_string()).unwrap_or_default()))
+            ConfigurationError::new_err(format!(
+                "{} is not a valid event id",
+                text.repr().map(|r| r.to_string()).unwrap_or_default()
+            ))
         })?;
         return Ok(Receipt { id, lease: None });
     }

@@ -66,7 +66,11 @@ pub struct Core {
 }
 
 impl Core {
-    fn spawn<'py, F, T>(&self, py: Python<'py>, work: impl FnOnce(Arc<Store>) -> F) -> PyResult<Bound<'py, PyAny>>
+    fn spawn<'py, F, T>(
+        &self,
+        py: Python<'py>,
+        work: impl FnOnce(Arc<Store>) -> F,
+    ) -> PyResult<Bound<'py, PyAny>>
     where
         F: std::future::Future<Output = Result<T, CoreError>> + Send + 'static,
         T: for<'a> IntoPyObject<'a> + Send + 'static,
@@ -136,7 +140,12 @@ impl Core {
     }
 
     #[pyo3(signature = (sql, params = None))]
-    fn query<'py>(&self, py: Python<'py>, sql: String, params: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    fn query<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        params: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let values = match params {
             Some(p) => codec::params(p)?,
             None => Vec::new(),
@@ -144,7 +153,9 @@ impl Core {
         self.spawn(py, |store| async move {
             let client = store.client().await?;
             let statement = client.prepare_cached(&sql).await?;
-            let rows = client.query(&statement, &generic::as_params(&values)).await?;
+            let rows = client
+                .query(&statement, &generic::as_params(&values))
+                .await?;
             Ok(TupleRows(rows))
         })
     }
@@ -164,17 +175,32 @@ impl Core {
         })
     }
 
-    fn read_stream<'py>(&self, py: Python<'py>, stream: String, start_offset: i64, limit: i64) -> PyResult<Bound<'py, PyAny>> {
+    fn read_stream<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        start_offset: i64,
+        limit: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.spawn(py, |store| async move {
             let client = store.client().await?;
-            Ok(EventRows(read::read_stream(&client, &store.sql, &stream, start_offset, limit).await?))
+            Ok(EventRows(
+                read::read_stream(&client, &store.sql, &stream, start_offset, limit).await?,
+            ))
         })
     }
 
-    fn read_all<'py>(&self, py: Python<'py>, after_position: i64, limit: i64) -> PyResult<Bound<'py, PyAny>> {
+    fn read_all<'py>(
+        &self,
+        py: Python<'py>,
+        after_position: i64,
+        limit: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.spawn(py, |store| async move {
             let client = store.client().await?;
-            Ok(EventRows(read::read_all(&client, &store.sql, after_position, limit).await?))
+            Ok(EventRows(
+                read::read_all(&client, &store.sql, after_position, limit).await?,
+            ))
         })
     }
 
@@ -186,7 +212,13 @@ impl Core {
     }
 
     /// Enqueues a batch; returns how many were new (known ids are skipped).
-    fn enqueue<'py>(&self, py: Python<'py>, stream: String, events: &Bound<'py, PyAny>, delay: f64) -> PyResult<Bound<'py, PyAny>> {
+    fn enqueue<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        events: &Bound<'py, PyAny>,
+        delay: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let events = convert::new_events(events)?;
         append::check_unique_ids(&events.iter().map(|e| e.id).collect::<Vec<_>>())?;
         self.spawn(py, |store| async move {
@@ -212,7 +244,9 @@ impl Core {
     ) -> PyResult<Bound<'py, PyAny>> {
         let visibility = positive_seconds("visibility_timeout", visibility_timeout)?;
         if max_count < 1 {
-            return Err(ConfigurationError::new_err(format!("max_count must be at least 1, got {max_count}")));
+            return Err(ConfigurationError::new_err(format!(
+                "max_count must be at least 1, got {max_count}"
+            )));
         }
         let acks = match acks {
             Some(a) => convert::receipts(a)?,
@@ -234,14 +268,27 @@ impl Core {
                 }
                 _ => {
                     let client = store.client().await?;
-                    queue::dequeue(&client, &store.sql, &stream, &consumer_id, max_count, visibility, &acks).await?
+                    queue::dequeue(
+                        &client,
+                        &store.sql,
+                        &stream,
+                        &consumer_id,
+                        max_count,
+                        visibility,
+                        &acks,
+                    )
+                    .await?
                 }
             };
             Ok(QueuedRows(outcome.rows))
         })
     }
 
-    fn acknowledge<'py>(&self, py: Python<'py>, receipts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn acknowledge<'py>(
+        &self,
+        py: Python<'py>,
+        receipts: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let receipts = convert::receipts(receipts)?;
         self.spawn(py, |store| async move {
             let client = store.client().await?;
@@ -250,7 +297,13 @@ impl Core {
     }
 
     #[pyo3(signature = (receipt, requeue, delay = None))]
-    fn nack<'py>(&self, py: Python<'py>, receipt: &Bound<'py, PyAny>, requeue: bool, delay: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn nack<'py>(
+        &self,
+        py: Python<'py>,
+        receipt: &Bound<'py, PyAny>,
+        requeue: bool,
+        delay: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let receipt = convert::receipt(receipt)?;
         self.spawn(py, |store| async move {
             let client = store.client().await?;
@@ -258,7 +311,12 @@ impl Core {
         })
     }
 
-    fn extend_lease<'py>(&self, py: Python<'py>, receipt: &Bound<'py, PyAny>, visibility_timeout: f64) -> PyResult<Bound<'py, PyAny>> {
+    fn extend_lease<'py>(
+        &self,
+        py: Python<'py>,
+        receipt: &Bound<'py, PyAny>,
+        visibility_timeout: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let receipt = convert::receipt(receipt)?;
         let visibility = positive_seconds("visibility_timeout", visibility_timeout)?;
         self.spawn(py, |store| async move {

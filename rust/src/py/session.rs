@@ -12,8 +12,8 @@ use crate::config::{CoreConfig, RawCoreConfig};
 use crate::db::connection::connect_dedicated;
 use crate::db::generic;
 use crate::errors::CoreError;
-use crate::py::{bridge, codec};
 use crate::py::core::TupleRows;
+use crate::py::{bridge, codec};
 
 #[pyclass(frozen, module = "pgstreams._core")]
 pub struct Session {
@@ -36,7 +36,11 @@ impl Session {
     /// Opens a dedicated connection; `statement_timeout` in seconds, None for no limit.
     #[staticmethod]
     #[pyo3(signature = (config, statement_timeout = None))]
-    fn open<'py>(py: Python<'py>, config: &Bound<'py, PyDict>, statement_timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn open<'py>(
+        py: Python<'py>,
+        config: &Bound<'py, PyDict>,
+        statement_timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let config = CoreConfig::from_raw(config.extract::<RawCoreConfig>()?)?;
         let timeout = statement_timeout.map(std::time::Duration::from_secs_f64);
         bridge::awaitable(py, async move {
@@ -56,7 +60,12 @@ impl Session {
     }
 
     #[pyo3(signature = (sql, params = None))]
-    fn query<'py>(&self, py: Python<'py>, sql: String, params: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    fn query<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        params: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let values = match params {
             Some(p) => codec::params(p)?,
             None => Vec::new(),
