@@ -9,6 +9,7 @@ schema, which also proves ``schema_name`` everywhere.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -87,7 +88,10 @@ async def make_store(
 
     async def factory(**options: Any) -> Any:
         if store_kind == "memory":
-            store: Any = InMemoryEventStore()
+            # The options that mean something without a database (read_batch_size); the
+            # others (pool sizes, timeouts) only concern PostgreSQL.
+            accepted = inspect.signature(InMemoryEventStore).parameters
+            store: Any = InMemoryEventStore(**{k: v for k, v in options.items() if k in accepted})
         else:
             assert dsn is not None
             options.setdefault("max_pool_size", 20)

@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 from ._core import __version__
 from .events import Event, QueuedEvent, new_event_id
@@ -51,6 +51,7 @@ __all__ = [
     "format_table",
     "main",
     "make_payload",
+    "print_results",
     "results_to_json",
     "run",
     "run_benchmarks",
@@ -847,7 +848,11 @@ async def bench_read_stream(run: _Run) -> list[BenchResult]:
                 "pgstreams_peak_rss_growth_mib": round(peak_growth["pgstreams"] / mib, 2),
                 "raw_peak_rss_growth_mib": round(peak_growth["raw"] / mib, 2),
             },
-            notes=f"RSS growth while reading: pgstreams {ps_rss:.1f} MiB, raw {raw_rss:.1f} MiB",
+            notes=(
+                f"RSS growth while reading (sampled max / getrusage peak): pgstreams "
+                f"{ps_rss:.1f} / {peak_growth['pgstreams'] / mib:.1f} MiB, raw {raw_rss:.1f} / "
+                f"{peak_growth['raw'] / mib:.1f} MiB"
+            ),
         )
     ]
 
@@ -1518,6 +1523,13 @@ def format_table(results: Sequence[BenchResult]) -> str:
     return "\n".join(out)
 
 
+def print_results(results: Sequence[BenchResult], out: TextIO | None = None) -> None:
+    """Writes :func:`format_table` of ``results`` to ``out`` (default: stdout); for the CLI."""
+    stream = sys.stdout if out is None else out
+    stream.write(format_table(results) + "\n")
+    stream.flush()
+
+
 def results_to_json(results: Sequence[BenchResult], *, meta: dict[str, Any] | None = None) -> str:
     return json.dumps(
         {"meta": meta or {}, "results": [r.to_dict() for r in results]}, indent=2, default=str
@@ -1574,7 +1586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted (the benchmark schemas were dropped)", file=sys.stderr)
         return 130
-    print(format_table(results))
+    print_results(results)
     print(f"\n({time.perf_counter() - started:.0f} s, {'quick' if args.quick else 'full'} mode)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:

@@ -92,13 +92,6 @@ def _datetime(us: int) -> datetime:
         raise ValueError("year is out of range") from None
 
 
-def _rust_debug(text: str) -> str:
-    """``{:?}`` of a Rust str, for messages shared with the Rust core."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-    return f'"{escaped}"'
-
-
 # ---------------------------------------------------------------------------------- rows
 
 
@@ -356,7 +349,7 @@ class InMemoryEventStore:
             raise ConcurrencyError(stream, expected, version)
         if outcome == "duplicate":
             raise DuplicateEventError(
-                f"stream {_rust_debug(stream)}: one or more event ids of this call are already "
+                f"stream {stream!r}: one or more event ids of this call are already "
                 "stored (in another stream, at other offsets or in another order); nothing was "
                 "written"
             )
@@ -536,7 +529,7 @@ class InMemoryEventStore:
         check.check_stream(stream)
         check.check_event(event)
         seconds = check.check_delay(delay)
-        self._enqueue(stream, _core.serialize_events([event]), seconds)
+        self._enqueue(stream, _core.serialize_events([event], unique_ids=False), seconds)
         return event.id
 
     async def enqueue_batch(
@@ -546,7 +539,7 @@ class InMemoryEventStore:
         check.check_stream(stream)
         batch = check.check_events(events)
         seconds = check.check_delay(delay)
-        self._enqueue(stream, _core.serialize_events(batch), seconds)
+        self._enqueue(stream, _core.serialize_events(batch, unique_ids=False), seconds)
         return [e.id for e in batch]
 
     def _enqueue(self, stream: str, rows: Sequence[_Serialized], delay: float) -> None:
@@ -798,6 +791,7 @@ class InMemoryEventStore:
         check.check_stream(stream)
         ids = None if event_ids is None else {_as_uuid(i) for i in event_ids}
         self._check_open()
+        self._sweep_expired(stream)
         now = _now_us()
         max_deliveries = self._max_delivery_attempts(stream)
         redriven = 0

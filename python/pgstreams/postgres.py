@@ -155,7 +155,7 @@ class PostgresEventStore:
 
     async def list_streams(self) -> list[str]:
         rows = await self._core.query(
-            f"SELECT stream_name FROM {self._schema}.streams WHERE version >= 0 ORDER BY stream_name"
+            f'SELECT stream_name FROM {self._schema}.streams WHERE version >= 0 ORDER BY stream_name COLLATE "C"'
         )
         return [r[0] for r in rows]
 
@@ -319,6 +319,7 @@ class PostgresEventStore:
         """Moves dead letters back to the tail of the queue (same id, delivery count 0)."""
         check.check_stream(stream)
         ids = None if event_ids is None else [_as_uuid(i) for i in event_ids]
+        await self._core.sweep_expired(stream)
         rows = await self._core.query(
             f"WITH moved AS (DELETE FROM {self._schema}.dead_letter_queue "
             "WHERE stream_name = $1 AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[])) "

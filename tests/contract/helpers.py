@@ -27,7 +27,7 @@ async def delete_events(store: Any, stream: str, pg_dsn: str | None) -> None:
         if inspect.isawaitable(result):
             await result
         return
-    from conftest import run_sql
+    from support import run_sql
 
     schema = store.options.schema_name
     await run_sql(pg_dsn, f'DELETE FROM "{schema}".events WHERE stream_name = $1', [stream])

@@ -401,6 +401,34 @@ async def test_concurrent_appenders_get_gap_free_unique_contiguous_offsets(store
         assert mine == sorted(mine)
 
 
+async def test_concurrent_appends_keep_every_event_once_in_read_all(store: Any) -> None:
+    streams = [name() for _ in range(4)]
+
+    async def writer(stream: str) -> None:
+        for n in range(15):
+            await store.append_batch(stream, [Event("W", {"n": n, "k": k}) for k in range(2)])
+
+    await asyncio.gather(*(writer(s) for s in streams))
+    feed = await collect(store.read_all())
+    assert len(feed) == 4 * 30
+    assert len({e.id for e in feed}) == len(feed)
+    positions = [e.position for e in feed]
+    assert positions == sorted(positions)
+    for stream in streams:
+        assert [e.offset for e in feed if e.stream == stream] == list(range(30))
+
+
+async def test_concurrent_retries_of_one_batch_write_it_once(store: Any) -> None:
+    stream = name()
+    for round_ in range(5):
+        batch = [Event("R", {"round": round_, "k": k}) for k in range(3)]
+        results = await asyncio.gather(*(store.append_batch(stream, batch) for _ in range(4)))
+        first = round_ * 3
+        assert results == [[first, first + 1, first + 2]] * 4
+    assert await store.get_stream_version(stream) == 14
+    assert len(await collect(store.read_stream(stream))) == 15
+
+
 # ---------------------------------------------------------------- consumer offsets
 
 

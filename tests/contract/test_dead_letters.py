@@ -94,6 +94,23 @@ async def test_poison_message_alone_leaves_the_queue_empty(store: Any) -> None:
     assert [d.reason for d in await store.get_dead_letters(stream)] == ["max_deliveries"]
 
 
+async def test_expired_last_delivery_is_dead_lettered_without_another_dequeue(
+    store: Any,
+) -> None:
+    stream = name()
+    event = Event("Poison", {})
+    await store.enqueue(stream, event)
+    for _ in range(MAX_DELIVERIES):
+        assert await store.dequeue(stream, "crashy", LEASE) is not None
+        await asyncio.sleep(EXPIRE)
+    # Nobody dequeued since the last lease ran out: the counts already see a dead letter.
+    assert await store.get_pending_count(stream) == 0
+    stats = await store.get_queue_stats(stream)
+    assert (stats.visible, stats.delayed, stats.leased, stats.dead) == (0, 0, 0, 1)
+    [dead] = await store.get_dead_letters(stream)
+    assert (dead.id, dead.reason, dead.delivery_count) == (event.id, "max_deliveries", 5)
+
+
 async def test_requeue_nack_on_the_last_delivery_dead_letters(store: Any) -> None:
     stream = name()
     event = Event("Job", {})

@@ -30,6 +30,16 @@ def ev() -> Event:
     return Event("E", {})
 
 
+async def read_stream(store: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    """Reads inside the awaited call, so an error raised by ``read_stream()`` itself (or only
+    once iterated) is raised where the test awaits it."""
+    return await collect(store.read_stream(*args, **kwargs))
+
+
+async def read_all(store: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    return await collect(store.read_all(*args, **kwargs))
+
+
 async def raises_configuration_error(call: Awaitable[Any], argument: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         await call
@@ -94,20 +104,18 @@ async def test_bad_dequeue_max_count_is_rejected(store: Any, max_count: Any) -> 
 
 @pytest.mark.parametrize("max_count", [-1, 2.0], ids=repr)
 async def test_bad_read_max_count_is_rejected(store: Any, max_count: Any) -> None:
-    await raises_configuration_error(
-        collect(store.read_stream(name(), max_count=max_count)), "max_count"
-    )
-    await raises_configuration_error(collect(store.read_all(max_count=max_count)), "max_count")
+    await raises_configuration_error(read_stream(store, name(), max_count=max_count), "max_count")
+    await raises_configuration_error(read_all(store, max_count=max_count), "max_count")
 
 
 @pytest.mark.parametrize("offset", [-1, -100, 1.0, "0"], ids=repr)
 async def test_bad_start_offset_is_rejected(store: Any, offset: Any) -> None:
-    await raises_configuration_error(collect(store.read_stream(name(), offset)), "start_offset")
+    await raises_configuration_error(read_stream(store, name(), offset), "start_offset")
 
 
 async def test_bad_after_position_is_rejected(store: Any) -> None:
-    await raises_configuration_error(collect(store.read_all(-2)), "after_position")
-    await raises_configuration_error(collect(store.read_all("5")), "after_position")
+    await raises_configuration_error(read_all(store, -2), "after_position")
+    await raises_configuration_error(read_all(store, "5"), "after_position")
 
 
 @pytest.mark.parametrize("version", [-2, -100, 1.0, "0", True], ids=repr)
@@ -140,7 +148,7 @@ async def test_bad_dead_letter_limit_is_rejected(store: Any) -> None:
 STREAM_CALLS: dict[str, Callable[[Any, Any], Awaitable[Any]]] = {
     "append": lambda s, stream: s.append(stream, ev()),
     "append_batch": lambda s, stream: s.append_batch(stream, [ev()]),
-    "read_stream": lambda s, stream: collect(s.read_stream(stream)),
+    "read_stream": lambda s, stream: read_stream(s, stream),
     "get_stream_version": lambda s, stream: s.get_stream_version(stream),
     "get_stream_metadata": lambda s, stream: s.get_stream_metadata(stream),
     "commit_offset": lambda s, stream: s.commit_offset(stream, "g", 0),
@@ -212,8 +220,8 @@ async def test_a_generator_of_events_is_accepted(store: Any) -> None:
 CLOSED_CALLS: dict[str, Call] = {
     "append": lambda s: s.append("s", ev()),
     "append_batch": lambda s: s.append_batch("s", [ev()]),
-    "read_stream": lambda s: collect(s.read_stream("s")),
-    "read_all": lambda s: collect(s.read_all()),
+    "read_stream": lambda s: read_stream(s, "s"),
+    "read_all": lambda s: read_all(s),
     "get_stream_version": lambda s: s.get_stream_version("s"),
     "list_streams": lambda s: s.list_streams(),
     "get_stream_metadata": lambda s: s.get_stream_metadata("s"),
@@ -260,3 +268,29 @@ async def test_store_is_an_async_context_manager_that_closes(make_store: Any) ->
         assert await entered.append("s", ev()) == 0
     with pytest.raises(StoreClosedError):
         await store.append("s", ev())
+
+
+@pytest.mark.parametrize("receipt", ["not-a-uuid", 5, None, object()], ids=repr)
+async def test_bad_receipt_is_rejected(store: Any, receipt: Any) -> None:
+    with pytest.raises(ConfigurationError):
+        await store.acknowledge(receipt)
+    with pytest.raises(ConfigurationError):
+        await store.acknowledge_batch([uuid.uuid4(), receipt])
+    with pytest.raises(ConfigurationError):
+        await store.nack(receipt)
+    with pytest.raises(ConfigurationError):
+        await store.extend_lease(receipt, 10)
+
+
+async def test_a_bad_receipt_in_a_batch_acknowledges_nothing(store: Any) -> None:
+    stream = name()
+    await store.enqueue(stream, ev())
+    message = await store.dequeue(stream, "c")
+    assert message is not None
+    with pytest.raises(ConfigurationError):
+        await store.acknowledge_batch([message, "not-a-uuid"])
+    assert await store.acknowledge(message) is True
+
+
+async def test_requeue_must_be_a_bool(store: Any) -> None:
+    await raises_configuration_error(store.nack(uuid.uuid4(), requeue="yes"), "requeue")

@@ -199,20 +199,20 @@ async def test_stale_receipt_cannot_acknowledge_nack_or_extend(store: Any) -> No
     assert await store.get_pending_count(stream) == 0
 
 
-async def test_receipt_of_an_expired_lease_not_yet_taken_over(store: Any) -> None:
-    """A consumer whose lease ran out may still finish first: nobody holds the message."""
+async def test_expired_receipt_still_acts_until_another_consumer_takes_over(
+    store: Any,
+) -> None:
+    """A consumer whose lease ran out may still finish first: its delivery is still the
+    current one while nobody else has dequeued the message."""
     stream = name()
-    await store.enqueue(stream, Event("Job", {}))
-    message = await store.dequeue(stream, "slow", LEASE)
-    assert message is not None
+    await store.enqueue_batch(stream, messages(2))
+    late_ack, late_extend = await store.dequeue_batch(stream, "slow", 2, LEASE)
     await asyncio.sleep(EXPIRE)
-    await store.acknowledge(message)
-    # Whatever the answer, the message is delivered at most once more, never lost twice over.
-    again = await store.dequeue(stream, "other")
-    if again is not None:
-        assert again.id == message.id
-        assert await store.acknowledge(again) is True
-    assert await store.get_pending_count(stream) == 0
+    assert await store.acknowledge(late_ack) is True
+    assert await store.extend_lease(late_extend, 30) is True
+    assert await store.dequeue(stream, "other") is None
+    assert await store.get_pending_count(stream) == 1
+    assert await store.acknowledge(late_extend) is True
 
 
 async def test_bare_id_acts_on_the_current_lease(store: Any) -> None:
@@ -318,6 +318,21 @@ async def test_nack_twice_is_false_the_second_time(store: Any) -> None:
     assert await store.get_pending_count(stream) == 1
 
 
+async def test_receipt_of_a_nacked_delivery_cannot_act_on_the_redelivery(store: Any) -> None:
+    stream = name()
+    await store.enqueue(stream, Event("Job", {}))
+    old = await store.dequeue(stream, "c")
+    assert old is not None
+    assert await store.nack(old) is True
+    new = await store.dequeue(stream, "c")
+    assert new is not None and new.id == old.id
+    assert await store.acknowledge(old) is False
+    assert await store.nack(old) is False
+    assert await store.extend_lease(old, 30) is False
+    assert await store.dequeue(stream, "c") is None
+    assert await store.acknowledge(new) is True
+
+
 async def test_nack_with_delay_hides_the_message_until_then(store: Any) -> None:
     stream = name()
     await store.enqueue(stream, Event("Job", {}))
@@ -400,9 +415,15 @@ async def test_enqueueing_a_leased_id_again_does_not_redeliver_it(store: Any) ->
 
 async def test_same_id_twice_in_one_enqueued_batch_is_queued_once(store: Any) -> None:
     stream = name()
-    event = Event("Job", {})
-    await store.enqueue_batch(stream, [event, event])
-    assert await store.get_pending_count(stream) == 1
+    other, event = Event("Other", {}), Event("Job", {})
+    assert await store.enqueue_batch(stream, [other, event, event]) == [
+        other.id,
+        event.id,
+        event.id,
+    ]
+    assert await store.get_pending_count(stream) == 2
+    got = await store.dequeue_batch(stream, "c", 10)
+    assert [m.id for m in got] == [other.id, event.id]
 
 
 async def test_pending_count_includes_visible_delayed_and_leased(store: Any) -> None:
@@ -523,6 +544,34 @@ async def test_waiting_dequeue_sees_an_expired_lease(store: Any) -> None:
     again = await store.dequeue(stream, "b", wait=10)
     assert again is not None and again.id == first.id
     assert time.monotonic() - started < 5
+
+
+async def test_one_message_wakes_exactly_one_of_several_waiting_consumers(store: Any) -> None:
+    stream = name()
+    event = Event("Job", {})
+
+    async def produce() -> None:
+        await asyncio.sleep(0.2)
+        await store.enqueue(stream, event)
+
+    *got, _ = await asyncio.gather(
+        *(store.dequeue(stream, f"c{i}", 30, wait=1.5) for i in range(5)), produce()
+    )
+    winners = [m for m in got if m is not None]
+    assert [m.id for m in winners] == [event.id]
+    assert winners[0].delivery_count == 1
+
+
+async def test_acknowledgements_of_a_waiting_dequeue_are_not_redelivered(store: Any) -> None:
+    stream = name()
+    await store.enqueue_batch(stream, messages(2))
+    leased = await store.dequeue_batch(stream, "c", 2, LEASE)
+    assert len(leased) == 2
+    # The queue is empty, so this call waits past the previous batch's leases: the
+    # acknowledgements it carries must not let those messages come back to it.
+    again = await store.dequeue_batch(stream, "c", 2, 30, wait=1.0, acknowledge=leased)
+    assert again == []
+    assert await store.get_pending_count(stream) == 0
 
 
 async def test_waiting_consumer_ignores_other_streams(store: Any) -> None:

@@ -83,7 +83,7 @@ async fn classify_duplicate(
     match outcome.as_str() {
         "retry" => Ok(offsets(row.get(1), ids.len())),
         _ => Err(CoreError::DuplicateEvent(format!(
-            "stream {stream:?}: one or more event ids of this call are already stored (in another stream, \
+            "stream '{stream}': one or more event ids of this call are already stored (in another stream, \
              at other offsets or in another order); nothing was written"
         ))),
     }

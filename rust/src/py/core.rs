@@ -219,8 +219,8 @@ impl Core {
         events: &Bound<'py, PyAny>,
         delay: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
+        // A repeated id is a no-op (ON CONFLICT DO NOTHING), as for an id already queued.
         let events = convert::new_events(events)?;
-        append::check_unique_ids(&events.iter().map(|e| e.id).collect::<Vec<_>>())?;
         self.spawn(py, |store| async move {
             let client = store.client().await?;
             let notify = store.listener.is_some();
