@@ -8,6 +8,6 @@ pub mod decode;
 pub mod encode;
 pub mod pytypes;
 
-pub use decode::decode;
+pub use decode::{decode, decode_cached, KeyCache};
 pub use encode::{encode, encode_into};
 pub use pytypes as pytypes_public;

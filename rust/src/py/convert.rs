@@ -145,14 +145,20 @@ impl<'a> StringCache<'a> {
     }
 }
 
-fn decode_column(py: Python<'_>, row: &Row, index: usize) -> PyResult<Py<PyAny>> {
+fn decode_column(
+    py: Python<'_>,
+    row: &Row,
+    index: usize,
+    keys: &mut json::KeyCache,
+) -> PyResult<Py<PyAny>> {
     let raw: RawJson<'_> = row.get(index);
-    Ok(json::decode(py, raw.0)?.unbind())
+    Ok(json::decode_cached(py, raw.0, keys)?.unbind())
 }
 
 /// Rows of `events` (columns as in `db::sql::EVENT_COLUMNS`) -> a list of `StoredEvent`.
 pub fn stored_events<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py, PyList>> {
     let mut strings = StringCache::default();
+    let mut keys = json::KeyCache::default();
     let list = PyList::empty(py);
     for row in rows {
         let event = StoredEvent {
@@ -161,8 +167,8 @@ pub fn stored_events<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py, 
             position: row.get(2),
             id: LazyUuid::Raw(row.get(3)),
             event_type: strings.get(py, row.get(4)),
-            data: decode_column(py, row, 5)?,
-            metadata: decode_column(py, row, 6)?,
+            data: decode_column(py, row, 5, &mut keys)?,
+            metadata: decode_column(py, row, 6, &mut keys)?,
             correlation_id: strings.optional(py, row.get(7)),
             causation_id: strings.optional(py, row.get(8)),
             timestamp: LazyTime::Micros(row.get::<_, Micros>(9).0),
@@ -175,6 +181,7 @@ pub fn stored_events<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py, 
 /// Rows of a dequeue (message columns from `DEQUEUE_ROW_OFFSET`) -> a list of `QueuedEvent`.
 pub fn queued_events<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py, PyList>> {
     let mut strings = StringCache::default();
+    let mut keys = json::KeyCache::default();
     let list = PyList::empty(py);
     let o = DEQUEUE_ROW_OFFSET;
     for row in rows {
@@ -182,8 +189,8 @@ pub fn queued_events<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py, 
             id: LazyUuid::Raw(row.get(o)),
             stream: strings.get(py, row.get(o + 1)),
             event_type: strings.get(py, row.get(o + 2)),
-            data: decode_column(py, row, o + 3)?,
-            metadata: decode_column(py, row, o + 4)?,
+            data: decode_column(py, row, o + 3, &mut keys)?,
+            metadata: decode_column(py, row, o + 4, &mut keys)?,
             correlation_id: strings.optional(py, row.get(o + 5)),
             causation_id: strings.optional(py, row.get(o + 6)),
             delivery_count: i64::from(row.get::<_, i32>(o + 7)),
