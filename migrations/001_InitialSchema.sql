@@ -21,7 +21,7 @@ CREATE SEQUENCE {schema}.events_position_seq AS bigint;
 
 CREATE TABLE {schema}.events (
     -- Global position, drawn from the sequence only while the append holds the global append
-    -- lock (see append_events), so positions become visible in increasing order.
+    -- lock (see begin_append), so positions become visible in increasing order.
     position bigint PRIMARY KEY DEFAULT nextval('{schema}.events_position_seq'),
     stream_name text NOT NULL,
     stream_offset bigint NOT NULL,
@@ -94,19 +94,85 @@ LANGUAGE sql STABLE AS $$
     LEFT JOIN {schema}.events e ON e.event_id = w.id
 $$;
 
--- Appends a batch to one stream in the caller's transaction (one statement from the client:
--- one round trip, atomic).
+-- Starts an append of p_count events to one stream, in the caller's transaction: checks
+-- p_expected_version and advances the stream's version row (locking it), then takes the global
+-- append lock. The caller then inserts the events at first_offset.. (append_events below does
+-- it in the same statement; the Rust core COPYs large batches) and commits.
 --
 -- Gap-safe global feed: a reader following `position` must never pass a position whose
--- transaction has not committed yet. Positions are therefore drawn only after taking one
--- transaction-scoped advisory lock that is held until commit; a later appender cannot draw a
--- position until the earlier one is committed and visible, so positions become visible in
--- increasing order and `WHERE position > last_seen` never skips a late commit. (Sequence order
--- alone is not commit order; a high-water mark with gap timeouts skips slow commits.) The
--- price is that appends to different streams serialize between drawing positions and commit:
--- the stream row is locked and the expected version checked before the global lock, so only
--- the insert itself and the commit run under it. benches/ measures what it costs 4 concurrent
--- appenders.
+-- transaction has not committed yet. Positions are therefore drawn (the column default)
+-- only after taking one transaction-scoped advisory lock that is held until commit; a later
+-- appender cannot draw a position until the earlier one is committed and visible, so
+-- positions become visible in increasing order and `WHERE position > last_seen` never skips a
+-- late commit. (Sequence order alone is not commit order; a high-water mark with gap
+-- timeouts skips slow commits.) The price is that appends to different streams serialize
+-- between drawing positions and commit: the stream row is locked and the expected version
+-- checked before the global lock, so only the insert itself and the commit run under it.
+-- benches/ measures what it costs 4 concurrent appenders.
+--
+-- outcome: 'ok' (go on and insert), 'retry' (these ids are already stored as exactly this
+-- call: first_offset is where), or 'conflict' (stream_version is the actual version).
+CREATE FUNCTION {schema}.begin_append(
+    p_stream text,
+    p_expected_version bigint,
+    p_count bigint,
+    p_ids uuid[])
+RETURNS TABLE (outcome text, first_offset bigint, stream_version bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_version bigint;
+    v_existing record;
+BEGIN
+    UPDATE {schema}.streams SET version = version + p_count, updated_at = now()
+    WHERE stream_name = p_stream
+      AND (p_expected_version IS NULL OR version = p_expected_version)
+    RETURNING version - p_count INTO v_version;
+
+    IF NOT FOUND THEN
+        SELECT s.version INTO v_version FROM {schema}.streams s WHERE s.stream_name = p_stream;
+        IF NOT FOUND AND coalesce(p_expected_version, -1) = -1 THEN
+            -- A new stream. A concurrent creator makes this insert do nothing; then the caller
+            -- sees a conflict if it asked for -1, otherwise it advances the created row.
+            INSERT INTO {schema}.streams (stream_name, version) VALUES (p_stream, p_count - 1)
+            ON CONFLICT (stream_name) DO NOTHING;
+            IF FOUND THEN
+                v_version := -1;
+            ELSIF p_expected_version IS NULL THEN
+                UPDATE {schema}.streams SET version = version + p_count, updated_at = now()
+                WHERE stream_name = p_stream RETURNING version - p_count INTO v_version;
+            ELSE
+                v_version := NULL;  -- expected -1, but another call created the stream first
+            END IF;
+        ELSE
+            v_version := coalesce(v_version, -1);
+            -- Version mismatch: first see whether this call is a retry of one that committed.
+            SELECT * INTO v_existing FROM {schema}.classify_existing_events(p_stream, p_ids);
+            IF v_existing.outcome = 'retry' THEN
+                RETURN QUERY SELECT 'retry'::text, v_existing.first_offset, v_version;
+            ELSE
+                RETURN QUERY SELECT 'conflict'::text, NULL::bigint, v_version;
+            END IF;
+            RETURN;
+        END IF;
+        IF v_version IS NULL THEN
+            -- Lost the race to create the stream while expecting -1.
+            SELECT * INTO v_existing FROM {schema}.classify_existing_events(p_stream, p_ids);
+            SELECT s.version INTO v_version FROM {schema}.streams s WHERE s.stream_name = p_stream;
+            IF v_existing.outcome = 'retry' THEN
+                RETURN QUERY SELECT 'retry'::text, v_existing.first_offset, v_version;
+            ELSE
+                RETURN QUERY SELECT 'conflict'::text, NULL::bigint, v_version;
+            END IF;
+            RETURN;
+        END IF;
+    END IF;
+
+    PERFORM pg_advisory_xact_lock({append_lock_key});
+    RETURN QUERY SELECT 'ok'::text, v_version + 1, v_version + p_count;
+END $$;
+
+-- Appends a batch to one stream in one statement (one round trip, atomic): begin_append,
+-- then the insert. Used for small batches, where a round trip costs more than the insert.
 CREATE FUNCTION {schema}.append_events(
     p_stream text,
     p_expected_version bigint,
@@ -119,58 +185,19 @@ CREATE FUNCTION {schema}.append_events(
 RETURNS TABLE (outcome text, first_offset bigint, stream_version bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_count bigint := cardinality(p_ids);
-    v_version bigint;
-    v_existing record;
+    v_start record;
 BEGIN
-    UPDATE {schema}.streams SET version = version + v_count, updated_at = now()
-    WHERE stream_name = p_stream
-      AND (p_expected_version IS NULL OR version = p_expected_version)
-    RETURNING version - v_count INTO v_version;
-
-    IF NOT FOUND THEN
-        SELECT s.version INTO v_version FROM {schema}.streams s WHERE s.stream_name = p_stream;
-        IF NOT FOUND AND coalesce(p_expected_version, -1) = -1 THEN
-            -- A new stream. A concurrent creator makes this insert do nothing; then the caller
-            -- sees a conflict only if it asked for -1, otherwise it retries the update.
-            INSERT INTO {schema}.streams (stream_name, version) VALUES (p_stream, v_count - 1)
-            ON CONFLICT (stream_name) DO NOTHING;
-            IF FOUND THEN
-                v_version := -1;
-            ELSIF p_expected_version IS NULL THEN
-                UPDATE {schema}.streams SET version = version + v_count, updated_at = now()
-                WHERE stream_name = p_stream RETURNING version - v_count INTO v_version;
-            ELSE
-                SELECT s.version INTO v_version FROM {schema}.streams s WHERE s.stream_name = p_stream;
-                SELECT * INTO v_existing FROM {schema}.classify_existing_events(p_stream, p_ids);
-                IF v_existing.outcome = 'retry' THEN
-                    RETURN QUERY SELECT 'retry'::text, v_existing.first_offset, v_version;
-                ELSE
-                    RETURN QUERY SELECT 'conflict'::text, NULL::bigint, v_version;
-                END IF;
-                RETURN;
-            END IF;
-        ELSE
-            -- Version mismatch: first see whether this call is a retry of one that committed.
-            SELECT * INTO v_existing FROM {schema}.classify_existing_events(p_stream, p_ids);
-            IF v_existing.outcome = 'retry' THEN
-                RETURN QUERY SELECT 'retry'::text, v_existing.first_offset, coalesce(v_version, -1);
-            ELSE
-                RETURN QUERY SELECT 'conflict'::text, NULL::bigint, coalesce(v_version, -1);
-            END IF;
-            RETURN;
-        END IF;
+    SELECT * INTO v_start
+    FROM {schema}.begin_append(p_stream, p_expected_version, cardinality(p_ids), p_ids);
+    IF v_start.outcome = 'ok' THEN
+        INSERT INTO {schema}.events
+            (stream_name, stream_offset, event_id, event_type, data, metadata, correlation_id, causation_id)
+        SELECT p_stream, v_start.first_offset - 1 + e.ord, e.id, e.event_type, e.data, e.metadata,
+               e.correlation_id, e.causation_id
+        FROM unnest(p_ids, p_types, p_data, p_metadata, p_correlation_ids, p_causation_ids)
+             WITH ORDINALITY AS e(id, event_type, data, metadata, correlation_id, causation_id, ord);
     END IF;
-
-    PERFORM pg_advisory_xact_lock({append_lock_key});
-
-    INSERT INTO {schema}.events
-        (stream_name, stream_offset, event_id, event_type, data, metadata, correlation_id, causation_id)
-    SELECT p_stream, v_version + e.ord, e.id, e.event_type, e.data, e.metadata, e.correlation_id, e.causation_id
-    FROM unnest(p_ids, p_types, p_data, p_metadata, p_correlation_ids, p_causation_ids)
-         WITH ORDINALITY AS e(id, event_type, data, metadata, correlation_id, causation_id, ord);
-
-    RETURN QUERY SELECT 'ok'::text, v_version + 1, v_version + v_count;
+    RETURN QUERY SELECT v_start.outcome, v_start.first_offset, v_start.stream_version;
 END $$;
 
 -- Consumer groups keep the NEXT offset to read (Kafka-style).

@@ -462,3 +462,65 @@ async def test_committing_zero_is_distinct_from_never_committed(store: Any) -> N
     stream = name()
     await store.commit_offset(stream, "g", 0)
     assert await store.get_committed_offset(stream, "g") == 0
+
+
+# Large batches take another write path in the PostgreSQL store (binary COPY, from 64 events):
+# the same rules must hold there.
+LARGE = 150
+
+
+async def test_large_batch_offsets_retry_and_conflict(store: Any) -> None:
+    stream = name()
+    first = events(LARGE, "a")
+    assert await store.append_batch(stream, first, expected_version=-1) == list(range(LARGE))
+    # A retry of the whole call, with its expected_version, returns the stored offsets.
+    assert await store.append_batch(stream, first, expected_version=-1) == list(range(LARGE))
+    assert await store.append_batch(stream, first) == list(range(LARGE))
+    with pytest.raises(ConcurrencyError) as raised:
+        await store.append_batch(stream, events(LARGE, "b"), expected_version=3)
+    assert (raised.value.expected, raised.value.actual) == (3, LARGE - 1)
+    second = await store.append_batch(stream, events(LARGE, "c"), expected_version=LARGE - 1)
+    assert second == list(range(LARGE, 2 * LARGE))
+    assert await store.get_stream_version(stream) == 2 * LARGE - 1
+    stored = await collect(store.read_stream(stream))
+    assert [e.offset for e in stored] == list(range(2 * LARGE))
+    assert [e.id for e in stored[:LARGE]] == [e.id for e in first]
+
+
+async def test_large_batch_reusing_one_stored_id_writes_nothing(store: Any) -> None:
+    stream, other = name(), name()
+    taken = Event("Taken", {})
+    await store.append(other, taken)
+    batch = [*events(LARGE - 1), taken]
+    with pytest.raises(DuplicateEventError):
+        await store.append_batch(stream, batch)
+    assert await store.get_stream_version(stream) == -1
+    assert await collect(store.read_stream(stream)) == []
+
+
+async def test_large_batch_with_one_bad_event_writes_nothing(store: Any) -> None:
+    from pgstreams import SerializationError
+
+    stream = name()
+    batch = [*events(LARGE), Event("Bad", {"x": {1, 2}})]
+    with pytest.raises(SerializationError, match=rf"events\[{LARGE}\]\.data"):
+        await store.append_batch(stream, batch)
+    assert await store.get_stream_version(stream) == -1
+
+
+async def test_concurrent_large_batches_interleave_without_gaps(store: Any) -> None:
+    stream = name()
+
+    async def writer(tag: str) -> list[int]:
+        offsets: list[int] = []
+        for round_ in range(3):
+            offsets += await store.append_batch(stream, events(LARGE, f"{tag}{round_}-"))
+        return offsets
+
+    results = await asyncio.gather(*(writer(t) for t in "wxyz"))
+    every = sorted(o for offsets in results for o in offsets)
+    assert every == list(range(4 * 3 * LARGE))
+    for offsets in results:
+        for start in range(0, len(offsets), LARGE):
+            chunk = offsets[start : start + LARGE]
+            assert chunk == list(range(chunk[0], chunk[0] + LARGE))

@@ -3,7 +3,9 @@
 
 use std::collections::HashSet;
 
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::pgtypes::JsonText;
@@ -89,10 +91,17 @@ async fn classify_duplicate(
     }
 }
 
+/// From this many events on, an append goes through binary COPY (four round trips, the
+/// fastest insert PostgreSQL has); below it, through one `append_events` statement (one
+/// round trip). Measured here on ~250-byte events: INSERT ... SELECT FROM unnest reaches
+/// 0.6-0.9x of binary COPY at 1000 events, while for a few events the extra round trips
+/// (~0.1 ms each) cost more than the insert.
+pub const COPY_THRESHOLD: usize = 64;
+
 /// Appends `events` to `stream`; returns their offsets. A retry of a call that already
 /// committed returns the stored offsets and writes nothing.
 pub async fn append(
-    client: &deadpool_postgres::Client,
+    client: &mut deadpool_postgres::Client,
     sql: &Sql,
     stream: &str,
     events: Vec<NewEvent>,
@@ -103,8 +112,48 @@ pub async fn append(
     }
     let columns = EventColumns::from_events(events);
     check_unique_ids(&columns.ids)?;
+    let result = if columns.ids.len() >= COPY_THRESHOLD {
+        append_by_copy(client, sql, stream, &columns, expected_version).await
+    } else {
+        append_by_statement(client, sql, stream, &columns, expected_version).await
+    };
+    match result {
+        // An id stored meanwhile by another call: a retry racing its original, or a duplicate.
+        Err(CoreError::Postgres(error)) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            classify_duplicate(client, sql, stream, &columns.ids).await
+        }
+        other => other,
+    }
+}
+
+/// What `begin_append`/`append_events` answered, as offsets or the error to raise.
+fn outcome(
+    row: &tokio_postgres::Row,
+    stream: &str,
+    count: usize,
+    expected_version: Option<i64>,
+) -> CoreResult<Vec<i64>> {
+    let outcome: String = row.get(0);
+    match outcome.as_str() {
+        "ok" | "retry" => Ok(offsets(row.get(1), count)),
+        "conflict" => Err(CoreError::Concurrency {
+            stream: stream.to_owned(),
+            expected: expected_version.unwrap_or(-1),
+            actual: row.get(2),
+        }),
+        other => Err(CoreError::Internal(format!("append returned {other:?}"))),
+    }
+}
+
+async fn append_by_statement(
+    client: &deadpool_postgres::Client,
+    sql: &Sql,
+    stream: &str,
+    columns: &EventColumns,
+    expected_version: Option<i64>,
+) -> CoreResult<Vec<i64>> {
     let statement = client.prepare_cached(&sql.append).await?;
-    let result = client
+    let row = client
         .query_one(
             &statement,
             &[
@@ -118,24 +167,64 @@ pub async fn append(
                 &columns.causation_ids,
             ],
         )
-        .await;
-    let row = match result {
-        Ok(row) => row,
-        Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            return classify_duplicate(client, sql, stream, &columns.ids).await;
-        }
-        Err(error) => return Err(error.into()),
-    };
-    let outcome: String = row.get(0);
-    match outcome.as_str() {
-        "ok" | "retry" => Ok(offsets(row.get(1), columns.ids.len())),
-        "conflict" => Err(CoreError::Concurrency {
-            stream: stream.to_owned(),
-            expected: expected_version.unwrap_or(-1),
-            actual: row.get(2),
-        }),
-        other => Err(CoreError::Internal(format!(
-            "append_events returned {other:?}"
-        ))),
+        .await?;
+    outcome(&row, stream, columns.ids.len(), expected_version)
+}
+
+/// `begin_append`, then the events by binary COPY, then COMMIT, in one transaction. If the
+/// caller is cancelled anywhere in between, dropping the transaction rolls it back.
+async fn append_by_copy(
+    client: &mut deadpool_postgres::Client,
+    sql: &Sql,
+    stream: &str,
+    columns: &EventColumns,
+    expected_version: Option<i64>,
+) -> CoreResult<Vec<i64>> {
+    let count = columns.ids.len();
+    let transaction = client.transaction().await?;
+    let begin = transaction.prepare_cached(&sql.begin_append).await?;
+    let row = transaction
+        .query_one(
+            &begin,
+            &[&stream, &expected_version, &(count as i64), &columns.ids],
+        )
+        .await?;
+    let offsets = outcome(&row, stream, count, expected_version)?;
+    if row.get::<_, String>(0) != "ok" {
+        return Ok(offsets); // a retry: nothing to write (the transaction rolls back on drop)
     }
+    let copy = transaction.prepare_cached(&sql.copy_events).await?;
+    let sink = transaction.copy_in::<_, bytes::Bytes>(&copy).await?;
+    let writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::TEXT,
+            Type::INT8,
+            Type::UUID,
+            Type::TEXT,
+            Type::JSONB,
+            Type::JSONB,
+            Type::TEXT,
+            Type::TEXT,
+        ],
+    );
+    tokio::pin!(writer);
+    for (index, offset) in offsets.iter().enumerate() {
+        writer
+            .as_mut()
+            .write(&[
+                &stream,
+                offset,
+                &columns.ids[index],
+                &columns.types[index],
+                &columns.data[index],
+                &columns.metadata[index],
+                &columns.correlation_ids[index],
+                &columns.causation_ids[index],
+            ])
+            .await?;
+    }
+    writer.finish().await?;
+    transaction.commit().await?;
+    Ok(offsets)
 }

@@ -3,6 +3,8 @@
 
 pub struct Sql {
     pub append: String,
+    pub begin_append: String,
+    pub copy_events: String,
     pub classify_existing: String,
     pub read_stream: String,
     pub read_all: String,
@@ -29,6 +31,13 @@ impl Sql {
         Sql {
             append: format!(
                 "SELECT outcome, first_offset, stream_version FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8)"
+            ),
+            begin_append: format!(
+                "SELECT outcome, first_offset, stream_version FROM {s}.begin_append($1, $2, $3, $4)"
+            ),
+            copy_events: format!(
+                "COPY {s}.events (stream_name, stream_offset, event_id, event_type, data, metadata, \
+                 correlation_id, causation_id) FROM STDIN (FORMAT binary)"
             ),
             classify_existing: format!(
                 "SELECT outcome, first_offset FROM {s}.classify_existing_events($1, $2)"

@@ -170,8 +170,8 @@ impl Core {
     ) -> PyResult<Bound<'py, PyAny>> {
         let events = convert::new_events(events)?;
         self.spawn(py, |store| async move {
-            let client = store.client().await?;
-            append::append(&client, &store.sql, &stream, events, expected_version).await
+            let mut client = store.client().await?;
+            append::append(&mut client, &store.sql, &stream, events, expected_version).await
         })
     }
 
