@@ -37,8 +37,9 @@ lint: $(PY) ## cargo fmt --check, clippy -D warnings, ruff
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/ruff format --check python tests benches
 
-typecheck: $(PY) ## mypy --strict on the package
+typecheck: $(PY) ## mypy --strict on the package, and the _core stub against the extension
 	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest pgstreams._core
 
 test: install ## the whole test suite (needs PostgreSQL: $$PGSTREAMS_TEST_DSN, the local server, or its binaries)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -110,9 +110,3 @@ def test_demo_runs_against_the_given_database(pg_dsn: str, cli_schema: str) -> N
     assert result.returncode == 0, result.stderr
     assert "refused, nothing written" in result.stdout
     assert "reason=nacked" in result.stdout
-
-
-def test_cli_knows_every_benchmark() -> None:
-    from pgstreams import bench, cli
-
-    assert set(cli.BENCHMARK_NAMES) == set(bench.BENCHMARKS)

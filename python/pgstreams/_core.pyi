@@ -3,10 +3,23 @@
 import uuid
 from collections.abc import Awaitable, Iterable
 from datetime import datetime
-from typing import Any, Final, final
+from typing import Any, Final, Self, final
 
 from .options import CoreConfig
 
+__all__ = [
+    "BUNDLED_MIGRATIONS",
+    "Core",
+    "DeadLetter",
+    "QueuedEvent",
+    "Session",
+    "StoredEvent",
+    "__version__",
+    "_shutdown",
+    "json_dumps",
+    "json_loads",
+    "serialize_events",
+]
 __version__: Final[str]
 BUNDLED_MIGRATIONS: Final[list[tuple[str, str]]]
 
@@ -29,8 +42,8 @@ class StoredEvent:
     correlation_id: str | None
     causation_id: str | None
     timestamp: datetime
-    def __init__(
-        self,
+    def __new__(
+        cls,
         stream: str,
         offset: int,
         position: int,
@@ -41,7 +54,7 @@ class StoredEvent:
         correlation_id: str | None,
         causation_id: str | None,
         timestamp: datetime,
-    ) -> None: ...
+    ) -> Self: ...
 
 @final
 class QueuedEvent:
@@ -57,8 +70,8 @@ class QueuedEvent:
     consumer_id: str | None
     lease_expires_at: datetime
     lease: uuid.UUID
-    def __init__(
-        self,
+    def __new__(
+        cls,
         id: uuid.UUID,
         stream: str,
         type: str,
@@ -71,7 +84,7 @@ class QueuedEvent:
         consumer_id: str | None,
         lease_expires_at: datetime,
         lease: uuid.UUID,
-    ) -> None: ...
+    ) -> Self: ...
 
 @final
 class DeadLetter:
@@ -86,8 +99,8 @@ class DeadLetter:
     enqueued_at: datetime
     failed_at: datetime
     reason: str
-    def __init__(
-        self,
+    def __new__(
+        cls,
         id: uuid.UUID,
         stream: str,
         type: str,
@@ -99,11 +112,11 @@ class DeadLetter:
         enqueued_at: datetime,
         failed_at: datetime,
         reason: str,
-    ) -> None: ...
+    ) -> Self: ...
 
 @final
 class Core:
-    def __init__(self, config: CoreConfig) -> None: ...
+    def __new__(cls, config: CoreConfig) -> Self: ...
     @property
     def closed(self) -> bool: ...
     def connect(self) -> Awaitable[None]: ...
