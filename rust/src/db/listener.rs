@@ -22,6 +22,14 @@ pub struct Listener {
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
 impl Listener {
@@ -72,7 +80,9 @@ impl Listener {
     async fn listen_once(&self) -> Result<(), crate::errors::CoreError> {
         let (client, mut connection) = connect_raw(&self.config, None).await?;
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let driver = tokio::spawn(async move {
+        // Aborted when this function returns or is itself aborted (store closed), so the
+        // LISTEN connection never outlives its store.
+        let _driver = AbortOnDrop(tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
             while let Some(message) = messages.next().await {
                 match message {
@@ -88,14 +98,13 @@ impl Listener {
                     }
                 }
             }
-        });
+        }));
         client
             .batch_execute(&format!("LISTEN \"{}\"", self.channel))
             .await?;
         while let Some(stream) = receiver.recv().await {
             self.wake(&stream);
         }
-        driver.abort();
         Ok(())
     }
 
