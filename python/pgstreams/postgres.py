@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
@@ -17,13 +17,13 @@ from .errors import ConfigurationError, MigrationError, StoreClosedError
 from .events import DeadLetter, Event, QueuedEvent, StoredEvent
 from .migrator import DatabaseMigrator
 from .options import PostgresOptions
+from .protocol import Receipt
 from .queue_stats import QueueStats, StreamMetadata
 
 __all__ = ["PostgresEventStore", "connect"]
 
 log = logging.getLogger("pgstreams")
 
-Receipt = QueuedEvent | uuid.UUID | str
 
 
 class PostgresEventStore:
@@ -422,5 +422,3 @@ def connect(options_or_connection_string: PostgresOptions | str, **overrides: An
     Keyword arguments override the options (and beat the connection string)."""
     return _Connecting(PostgresOptions.coerce(options_or_connection_string, **overrides))
 
-
-_ = Awaitable  # re-exported for type checkers of _Connecting users
