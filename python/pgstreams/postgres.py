@@ -25,7 +25,6 @@ __all__ = ["PostgresEventStore", "connect"]
 log = logging.getLogger("pgstreams")
 
 
-
 class PostgresEventStore:
     """An event store and queue in one PostgreSQL schema. Get one with :func:`connect`."""
 
@@ -421,4 +420,3 @@ def connect(options_or_connection_string: PostgresOptions | str, **overrides: An
 
     Keyword arguments override the options (and beat the connection string)."""
     return _Connecting(PostgresOptions.coerce(options_or_connection_string, **overrides))
-
