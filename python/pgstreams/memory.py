@@ -43,6 +43,7 @@ from .errors import (
     StoreClosedError,
 )
 from .events import DeadLetter, Event, QueuedEvent, StoredEvent
+from .paging import paginate
 from .protocol import Receipt, Seconds
 from .queue_stats import QueueStats, StreamMetadata
 
@@ -400,30 +401,17 @@ class InMemoryEventStore:
         """Events of ``stream`` from ``start_offset``, taken ``read_batch_size`` at a time."""
         check.check_stream(stream)
         check.check_int(start_offset, "start_offset", minimum=0)
-        return self._read_stream(
-            stream, start_offset, check.check_optional_count(max_count, "max_count")
+        return paginate(
+            lambda offset, limit: self._stream_batch(stream, offset, limit),
+            start_offset,
+            lambda last: last.offset + 1,
+            check.check_optional_count(max_count, "max_count"),
+            self.read_batch_size,
         )
 
-    async def _read_stream(
-        self, stream: str, offset: int, remaining: int | None
-    ) -> AsyncIterator[StoredEvent]:
-        # Each batch is looked up afresh by offset (never by list index, which retention may
-        # shift), so events appended meanwhile may be seen and none is skipped or repeated.
-        while remaining is None or remaining > 0:
-            limit = (
-                self.read_batch_size if remaining is None else min(self.read_batch_size, remaining)
-            )
-            batch = self._stream_batch(stream, offset, limit)
-            for event in batch:
-                yield event
-            if len(batch) < limit:
-                return
-            offset = batch[-1].offset + 1
-            if remaining is not None:
-                remaining -= len(batch)
-
-    def _stream_batch(self, stream: str, offset: int, limit: int) -> list[StoredEvent]:
-        """``WHERE stream_name = $1 AND stream_offset >= $2 ORDER BY stream_offset LIMIT $3``"""
+    async def _stream_batch(self, stream: str, offset: int, limit: int) -> list[StoredEvent]:
+        """``WHERE stream_name = $1 AND stream_offset >= $2 ORDER BY stream_offset LIMIT $3``.
+        Looked up afresh by offset (never by list index, which retention may shift)."""
         self._check_open()
         rows = self._streams.get(stream, [])
         start = bisect.bisect_left(rows, offset, key=attrgetter("offset"))
@@ -438,23 +426,15 @@ class InMemoryEventStore:
             if after_position is None
             else check.check_int(after_position, "after_position", minimum=-1)
         )
-        return self._read_all(start, check.check_optional_count(max_count, "max_count"))
+        return paginate(
+            self._feed_batch,
+            start,
+            lambda last: last.position,
+            check.check_optional_count(max_count, "max_count"),
+            self.read_batch_size,
+        )
 
-    async def _read_all(self, position: int, remaining: int | None) -> AsyncIterator[StoredEvent]:
-        while remaining is None or remaining > 0:
-            limit = (
-                self.read_batch_size if remaining is None else min(self.read_batch_size, remaining)
-            )
-            batch = self._feed_batch(position, limit)
-            for event in batch:
-                yield event
-            if len(batch) < limit:
-                return
-            position = batch[-1].position
-            if remaining is not None:
-                remaining -= len(batch)
-
-    def _feed_batch(self, after_position: int, limit: int) -> list[StoredEvent]:
+    async def _feed_batch(self, after_position: int, limit: int) -> list[StoredEvent]:
         """``WHERE position > $1 ORDER BY position LIMIT $2``"""
         self._check_open()
         start = bisect.bisect_right(self._feed, after_position, key=attrgetter("position"))

@@ -17,6 +17,7 @@ from .errors import ConfigurationError, MigrationError, StoreClosedError
 from .events import DeadLetter, Event, QueuedEvent, StoredEvent
 from .migrator import DatabaseMigrator
 from .options import PostgresOptions
+from .paging import paginate
 from .protocol import Receipt
 from .queue_stats import QueueStats, StreamMetadata
 
@@ -104,24 +105,13 @@ class PostgresEventStore:
         """Events of ``stream`` from ``start_offset``, fetched ``read_batch_size`` at a time."""
         check.check_stream(stream)
         check.check_int(start_offset, "start_offset", minimum=0)
-        return self._read_stream(
-            stream, start_offset, check.check_optional_count(max_count, "max_count")
+        return paginate(
+            lambda offset, limit: self._core.read_stream(stream, offset, limit),
+            start_offset,
+            lambda last: last.offset + 1,
+            check.check_optional_count(max_count, "max_count"),
+            self.options.read_batch_size,
         )
-
-    async def _read_stream(
-        self, stream: str, offset: int, remaining: int | None
-    ) -> AsyncIterator[StoredEvent]:
-        batch_size = self.options.read_batch_size
-        while remaining is None or remaining > 0:
-            limit = batch_size if remaining is None else min(batch_size, remaining)
-            batch = await self._core.read_stream(stream, offset, limit)
-            for event in batch:
-                yield event
-            if len(batch) < limit:
-                return
-            offset = batch[-1].offset + 1
-            if remaining is not None:
-                remaining -= len(batch)
 
     def read_all(
         self, after_position: int | None = None, *, max_count: int | None = None
@@ -132,20 +122,13 @@ class PostgresEventStore:
             if after_position is None
             else check.check_int(after_position, "after_position", minimum=-1)
         )
-        return self._read_all(start, check.check_optional_count(max_count, "max_count"))
-
-    async def _read_all(self, position: int, remaining: int | None) -> AsyncIterator[StoredEvent]:
-        batch_size = self.options.read_batch_size
-        while remaining is None or remaining > 0:
-            limit = batch_size if remaining is None else min(batch_size, remaining)
-            batch = await self._core.read_all(position, limit)
-            for event in batch:
-                yield event
-            if len(batch) < limit:
-                return
-            position = batch[-1].position
-            if remaining is not None:
-                remaining -= len(batch)
+        return paginate(
+            self._core.read_all,
+            start,
+            lambda last: last.position,
+            check.check_optional_count(max_count, "max_count"),
+            self.options.read_batch_size,
+        )
 
     async def get_stream_version(self, stream: str) -> int:
         """Offset of the stream's last event; -1 for a stream never written."""
