@@ -1,10 +1,10 @@
 """``InMemoryEventStore``: the whole public API of ``PostgresEventStore`` without a database,
 for tests and development.
 
-It is an honest twin, not a mock: the same argument checks (``validation``) in the same order,
-the same JSON validation and serialization (``_core.serialize_events``), the same errors and
-messages, and the semantics of the SQL in ``migrations/001_InitialSchema.sql`` and
-``rust/src/db/sql.rs`` (append retries and conflicts, the dequeue/nack/sweep rules of the
+It is an honest twin, not a mock: the public API is the same class (``StoreBase``, which checks
+every argument and validates and serializes events and receipts through the Rust core for both
+stores), and the primitives here follow the semantics of the SQL in ``migrations/`` and
+``rust/src/db/`` (append retries and conflicts, the dequeue/nack/dead-letter rules of the
 queue), so one contract suite passes against both stores. Where this module makes a choice, a
 comment names the statement it mirrors.
 
@@ -22,29 +22,19 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
-import operator
-import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from . import _core
 from . import validation as check
-from .errors import (
-    ConcurrencyError,
-    ConfigurationError,
-    DatabaseError,
-    DuplicateEventError,
-    StoreClosedError,
-)
-from .events import DeadLetter, Event, QueuedEvent, StoredEvent
-from .paging import paginate
-from .protocol import Receipt, Seconds
+from .base import StoreBase
+from .errors import ConcurrencyError, DatabaseError, DuplicateEventError
+from .events import DeadLetter, QueuedEvent, StoredEvent
 from .queue_stats import QueueStats, StreamMetadata
 
 if TYPE_CHECKING:
@@ -56,21 +46,15 @@ __all__ = ["InMemoryEventStore"]
 # so a far-future delay behaves as there: accepted up to PostgreSQL's limit (year 294276, well
 # past what a Python datetime can hold), and refused beyond it with PostgreSQL's error.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_PG_TIMESTAMP_END_US = 9_223_371_331_200_000_000 + 946_684_800_000_000
 
 DEFAULT_MAX_DELIVERY_ATTEMPTS = 5  # the column default of queue_events.max_delivery_attempts
 # How often a waiting dequeue looks again without a wake-up: what bounds the pick-up delay of a
 # delayed message or an expired lease (only enqueues, nacks and redrives wake waiters).
 _WAIT_POLL_SECONDS = 0.05
 
-# The id formats `Uuid::parse_str` accepts on the PostgreSQL path (simple, hyphenated,
-# braced, URN); Python's uuid.UUID alone would accept more (stray hyphens, a bare "uuid:").
-_HEX = "[0-9a-fA-F]"
-_HYPHENATED = f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
-_UUID_TEXT = re.compile(rf"{_HEX}{{32}}|{_HYPHENATED}|\{{{_HYPHENATED}\}}|urn:uuid:{_HYPHENATED}")
-
-# What `_core.serialize_events` returns per event.
+# What `_core.EventBatch.rows()` gives per event, and `_core.Receipts.pairs()` per receipt.
 _Serialized = tuple[uuid.UUID, str, bytes, bytes, str | None, str | None]
+_Receipt = tuple[uuid.UUID, uuid.UUID | None]
 
 
 def _now_us() -> int:
@@ -80,7 +64,7 @@ def _now_us() -> int:
 def _later(now_us: int, seconds: float) -> int:
     """``now() + make_interval(secs => seconds)``, with PostgreSQL's range check."""
     at = now_us + round(seconds * 1_000_000)
-    if at >= _PG_TIMESTAMP_END_US:
+    if at >= _core.TIMESTAMP_END_MICROS:
         raise DatabaseError("ERROR: timestamp out of range", "22008")
     return at
 
@@ -146,6 +130,30 @@ class _Message:
     lease: uuid.UUID | None = None
     consumer_id: str | None = None
 
+    def spent(self, now: int) -> bool:
+        """``SPENT`` in ``rust/src/db/sql.rs``: its last allowed delivery has expired, so it
+        is a dead letter already, whether or not a dequeue has moved it yet."""
+        return (
+            self.lease is not None
+            and self.visible_us <= now
+            and (self.delivery_count >= self.max_deliveries)
+        )
+
+    def as_dead_row(self, reason: str, failed_us: int) -> _DeadRow:
+        return _DeadRow(
+            self.id,
+            self.stream,
+            self.type,
+            self.data,
+            self.metadata,
+            self.correlation_id,
+            self.causation_id,
+            self.delivery_count,
+            self.enqueued_us,
+            failed_us,
+            reason,
+        )
+
     def holds(self, token: uuid.UUID | None) -> bool:
         """Does this receipt act on the message? A specific delivery's token only while it is
         the current lease; a bare id (``None``) whenever the message has a lease token
@@ -202,50 +210,10 @@ class _DeadRow:
         )
 
 
-# ---------------------------------------------------------------------------------- receipts
-
-
-def _parse_event_id(text: str) -> uuid.UUID:
-    if _UUID_TEXT.fullmatch(text) is None:
-        raise ConfigurationError(f"{text!r} is not a valid event id")
-    return uuid.UUID(text)
-
-
-def _receipt(value: object) -> tuple[uuid.UUID, uuid.UUID | None]:
-    """``(id, lease token)`` of a receipt: a ``QueuedEvent`` names its own delivery, a bare
-    id (``UUID`` or its text) whatever lease is current (``convert::receipt`` in Rust)."""
-    if isinstance(value, QueuedEvent):
-        return value.id, value.lease
-    if isinstance(value, str):
-        return _parse_event_id(value), None
-    if isinstance(value, uuid.UUID):
-        return value, None
-    # Like the Rust core: anything with a 128-bit integer `.int` is taken as an id.
-    try:
-        number = operator.index(value.int)  # type: ignore[attr-defined]
-        return uuid.UUID(int=number), None
-    except (AttributeError, TypeError, ValueError):
-        raise ConfigurationError(
-            f"expected a QueuedEvent or an event id (UUID), got {type(value).__name__}"
-        ) from None
-
-
-def _as_uuid(value: object) -> uuid.UUID:
-    """An id of ``redrive_dead_letters``/``delete_dead_letters`` (as ``postgres._as_uuid``)."""
-    if isinstance(value, uuid.UUID):
-        return value
-    if isinstance(value, str):
-        try:
-            return uuid.UUID(value)
-        except ValueError:
-            pass
-    raise ConfigurationError(f"{value!r} is not an event id (UUID)")
-
-
 # ---------------------------------------------------------------------------------- the store
 
 
-class InMemoryEventStore:
+class InMemoryEventStore(StoreBase):
     """The event store and queue of :class:`PostgresEventStore`, kept in memory.
 
     ``read_batch_size`` plays the role of ``PostgresOptions.read_batch_size``: how many
@@ -274,69 +242,30 @@ class InMemoryEventStore:
     def __repr__(self) -> str:
         return f"<InMemoryEventStore {'closed' if self._closed else 'open'}>"
 
-    async def __aenter__(self) -> InMemoryEventStore:
-        return self
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Later calls raise ``StoreClosedError``. Idempotent. Waiting dequeues wake and raise."""
+    async def _close(self) -> None:
+        """Waiting dequeues wake, and raise ``StoreClosedError``."""
         self._closed = True
         for waiters in self._waiters.values():
             for waiter in waiters:
                 waiter.set()
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    async def ping(self) -> dict[str, str]:
-        self._check_open()
+    async def _ping(self) -> dict[str, str]:
         return {"server_version": "in-memory", "database": "memory", "user": ""}
 
     def pool_status(self) -> dict[str, int]:
         return {"size": 0, "available": 0, "waiting": 0, "max_size": 0}
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreClosedError("the store is closed")
-
     # ------------------------------------------------------------------ persistent streams
 
-    async def append(
-        self,
-        stream: str,
-        event: Event,
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        expected_version: int | None = None,
-    ) -> int:
-        """Appends one event; returns its offset. ``metadata`` is merged into the event's."""
-        check.check_stream(stream)
-        check.check_event(event)
-        if metadata:
-            event = event.with_metadata(metadata)
-        expected = check.check_expected_version(expected_version)
-        return self._append(stream, _core.serialize_events([event]), expected)[0]
-
-    async def append_batch(
-        self, stream: str, events: Iterable[Event], *, expected_version: int | None = None
+    async def _append(
+        self, stream: str, batch: _core.EventBatch, expected_version: int | None
     ) -> list[int]:
-        """Appends all events atomically; returns their offsets."""
-        check.check_stream(stream)
-        batch = check.check_events(events)
-        expected = check.check_expected_version(expected_version)
-        return self._append(stream, _core.serialize_events(batch), expected)
-
-    def _append(self, stream: str, rows: Sequence[_Serialized], expected: int | None) -> list[int]:
         """The ``append_events`` function of migration 001."""
-        self._check_open()
+        rows: Sequence[_Serialized] = batch.rows()
         if not rows:
             return []
         ids = [row[0] for row in rows]
@@ -346,8 +275,8 @@ class InMemoryEventStore:
         # mismatch included: its caller must get the offsets it was first given.
         if outcome == "retry":
             return list(range(first_offset, first_offset + len(ids)))
-        if expected is not None and expected != version:
-            raise ConcurrencyError(stream, expected, version)
+        if expected_version is not None and expected_version != version:
+            raise ConcurrencyError(stream, expected_version, version)
         if outcome == "duplicate":
             raise DuplicateEventError(
                 f"stream {stream!r}: one or more event ids of this call are already "
@@ -395,66 +324,25 @@ class InMemoryEventStore:
             return "retry", present[0].offset
         return "duplicate", -1
 
-    def read_stream(
-        self, stream: str, start_offset: int = 0, *, max_count: int | None = None
-    ) -> AsyncIterator[StoredEvent]:
-        """Events of ``stream`` from ``start_offset``, taken ``read_batch_size`` at a time."""
-        check.check_stream(stream)
-        check.check_int(start_offset, "start_offset", minimum=0)
-        return paginate(
-            lambda offset, limit: self._stream_batch(stream, offset, limit),
-            start_offset,
-            lambda last: last.offset + 1,
-            check.check_optional_count(max_count, "max_count"),
-            self.read_batch_size,
-        )
-
-    async def _stream_batch(self, stream: str, offset: int, limit: int) -> list[StoredEvent]:
+    async def _read_stream(self, stream: str, offset: int, limit: int) -> list[StoredEvent]:
         """``WHERE stream_name = $1 AND stream_offset >= $2 ORDER BY stream_offset LIMIT $3``.
         Looked up afresh by offset (never by list index, which retention may shift)."""
-        self._check_open()
         rows = self._streams.get(stream, [])
         start = bisect.bisect_left(rows, offset, key=attrgetter("offset"))
         return [row.to_stored_event() for row in rows[start : start + limit]]
 
-    def read_all(
-        self, after_position: int | None = None, *, max_count: int | None = None
-    ) -> AsyncIterator[StoredEvent]:
-        """Every event of every stream in increasing ``position``, after ``after_position``."""
-        start = (
-            -1
-            if after_position is None
-            else check.check_int(after_position, "after_position", minimum=-1)
-        )
-        return paginate(
-            self._feed_batch,
-            start,
-            lambda last: last.position,
-            check.check_optional_count(max_count, "max_count"),
-            self.read_batch_size,
-        )
-
-    async def _feed_batch(self, after_position: int, limit: int) -> list[StoredEvent]:
+    async def _read_all(self, after_position: int, limit: int) -> list[StoredEvent]:
         """``WHERE position > $1 ORDER BY position LIMIT $2``"""
-        self._check_open()
         start = bisect.bisect_right(self._feed, after_position, key=attrgetter("position"))
         return [row.to_stored_event() for row in self._feed[start : start + limit]]
 
-    async def get_stream_version(self, stream: str) -> int:
-        """Offset of the stream's last event; -1 for a stream never written."""
-        check.check_stream(stream)
-        self._check_open()
+    async def _stream_version(self, stream: str) -> int:
         return self._versions.get(stream, -1)
 
-    async def list_streams(self) -> list[str]:
-        """Every persistent stream ever written, by name (code point order)."""
-        self._check_open()
+    async def _list_streams(self) -> list[str]:
         return sorted(name for name, version in self._versions.items() if version >= 0)
 
-    async def get_stream_metadata(self, stream: str) -> StreamMetadata | None:
-        """Length, first and last offset, oldest and newest timestamp (None: never written)."""
-        check.check_stream(stream)
-        self._check_open()
+    async def _stream_metadata(self, stream: str) -> StreamMetadata | None:
         version = self._versions.get(stream, -1)
         if version < 0:
             return None
@@ -483,49 +371,19 @@ class InMemoryEventStore:
             self._feed = [row for row in self._feed if row.stream != stream]
         return len(removed)
 
-    # ------------------------------------------------------------------ consumer offsets
-
-    async def commit_offset(self, stream: str, group: str, offset: int) -> bool:
-        """Stores the NEXT offset ``group`` will read from ``stream`` (Kafka-style)."""
-        check.check_stream(stream)
-        check.check_name(group, "group")
-        check.check_int(offset, "offset", minimum=0)
-        self._check_open()
+    async def _commit_offset(self, stream: str, group: str, offset: int) -> bool:
         self._consumer_offsets[stream, group] = offset
         return True
 
-    async def get_committed_offset(self, stream: str, group: str) -> int | None:
-        check.check_stream(stream)
-        check.check_name(group, "group")
-        self._check_open()
+    async def _committed_offset(self, stream: str, group: str) -> int | None:
         return self._consumer_offsets.get((stream, group))
 
     # ------------------------------------------------------------------ ephemeral streams
 
-    async def enqueue(
-        self, stream: str, event: Event, *, delay: Seconds | None = None
-    ) -> uuid.UUID:
-        """Queues one message; returns its id (an id already queued is a no-op)."""
-        check.check_stream(stream)
-        check.check_event(event)
-        seconds = check.check_delay(delay)
-        self._enqueue(stream, _core.serialize_events([event], unique_ids=False), seconds)
-        return event.id
-
-    async def enqueue_batch(
-        self, stream: str, events: Iterable[Event], *, delay: Seconds | None = None
-    ) -> list[uuid.UUID]:
-        """Queues a batch atomically; returns the ids in order."""
-        check.check_stream(stream)
-        batch = check.check_events(events)
-        seconds = check.check_delay(delay)
-        self._enqueue(stream, _core.serialize_events(batch, unique_ids=False), seconds)
-        return [e.id for e in batch]
-
-    def _enqueue(self, stream: str, rows: Sequence[_Serialized], delay: float) -> None:
+    async def _enqueue(self, stream: str, batch: _core.EventBatch, delay: float) -> None:
         """The enqueue statement: insert in input order, skipping ids already queued (in any
         stream: the id is the table's key) or dead-lettered."""
-        self._check_open()
+        rows: Sequence[_Serialized] = batch.rows()
         now = _now_us()
         visible = _later(now, delay)
         max_deliveries = self._max_delivery_attempts(stream)
@@ -553,54 +411,34 @@ class InMemoryEventStore:
         if inserted:
             self._wake(stream)
 
-    async def dequeue(
-        self,
-        stream: str,
-        consumer_id: str,
-        visibility_timeout: Seconds = 30.0,
-        *,
-        wait: Seconds | None = None,
-    ) -> QueuedEvent | None:
-        """Leases the oldest visible message for ``visibility_timeout``; None when empty."""
-        batch = await self.dequeue_batch(stream, consumer_id, 1, visibility_timeout, wait=wait)
-        return batch[0] if batch else None
-
-    async def dequeue_batch(
+    async def _dequeue(
         self,
         stream: str,
         consumer_id: str,
         max_count: int,
-        visibility_timeout: Seconds = 30.0,
-        *,
-        wait: Seconds | None = None,
-        acknowledge: Iterable[Receipt] | None = None,
+        visibility_timeout: float,
+        wait: float | None,
+        acks: _core.Receipts | None,
     ) -> list[QueuedEvent]:
-        """Leases up to ``max_count`` messages in enqueue order, after acknowledging
-        ``acknowledge`` (the previous batch) in the same step."""
-        check.check_stream(stream)
-        check.check_name(consumer_id, "consumer_id")
-        check.check_int(max_count, "max_count", minimum=1)
-        lease_seconds = check.check_timeout(visibility_timeout, "visibility_timeout")
-        wait_seconds = check.check_wait(wait)
-        acks = [_receipt(r) for r in acknowledge] if acknowledge is not None else []
-        if wait_seconds:
+        pairs: list[_Receipt] = [] if acks is None else acks.pairs()
+        if wait:
             return await self._dequeue_waiting(
-                stream, consumer_id, max_count, lease_seconds, acks, wait_seconds
+                stream, consumer_id, max_count, visibility_timeout, pairs, wait
             )
-        return self._dequeue(stream, consumer_id, max_count, lease_seconds, acks)
+        return self._dequeue_now(stream, consumer_id, max_count, visibility_timeout, pairs)
 
-    def _dequeue(
+    def _dequeue_now(
         self,
         stream: str,
         consumer_id: str,
         max_count: int,
         lease_seconds: float,
-        acks: list[tuple[uuid.UUID, uuid.UUID | None]],
+        acks: list[_Receipt],
     ) -> list[QueuedEvent]:
         """``queue::dequeue``: the dequeue statement, repeated while dead-lettering left the
         batch short, so a dead head never hides live messages behind it."""
         self._check_open()
-        self._acknowledge(acks)
+        self._acknowledge_pairs(acks)
         # The statement excludes every id of its ack list from the pick (the acked rows are
         # still in its snapshot); only its first run carries the acks.
         excluded = {event_id for event_id, _ in acks}
@@ -612,7 +450,8 @@ class InMemoryEventStore:
             dead_lettered = 0
             for message in picked:
                 if message.delivery_count >= message.max_deliveries:
-                    self._dead_letter(message, "max_deliveries", now)
+                    # It failed when its last lease expired (the dequeue statement's failed_at).
+                    self._dead_letter(message, "max_deliveries", message.visible_us)
                     dead_lettered += 1
                 else:
                     message.delivery_count += 1
@@ -641,7 +480,7 @@ class InMemoryEventStore:
         consumer_id: str,
         max_count: int,
         lease_seconds: float,
-        acks: list[tuple[uuid.UUID, uuid.UUID | None]],
+        acks: list[_Receipt],
         wait_seconds: float,
     ) -> list[QueuedEvent]:
         """``queue::dequeue_waiting``: looks, then sleeps until woken by an enqueue to the
@@ -656,7 +495,7 @@ class InMemoryEventStore:
                 # Cleared before looking: nothing can enqueue between the look and the wait,
                 # as both run without an await in between.
                 waiter.clear()
-                batch = self._dequeue(stream, consumer_id, max_count, lease_seconds, acks)
+                batch = self._dequeue_now(stream, consumer_id, max_count, lease_seconds, acks)
                 acks = []
                 remaining = deadline - loop.time()
                 if batch or remaining <= 0:
@@ -673,18 +512,10 @@ class InMemoryEventStore:
                 if not waiters:
                     del self._waiters[stream]
 
-    async def acknowledge(self, event_or_id: Receipt) -> bool:
-        """Deletes the message if this delivery (or, given an id, the current one) holds it."""
-        receipt = _receipt(event_or_id)
-        self._check_open()
-        return self._acknowledge([receipt]) > 0
+    async def _acknowledge(self, receipts: _core.Receipts) -> int:
+        return self._acknowledge_pairs(receipts.pairs())
 
-    async def acknowledge_batch(self, events_or_ids: Iterable[Receipt]) -> int:
-        receipts = [_receipt(r) for r in list(events_or_ids)]
-        self._check_open()
-        return self._acknowledge(receipts)
-
-    def _acknowledge(self, receipts: Iterable[tuple[uuid.UUID, uuid.UUID | None]]) -> int:
+    def _acknowledge_pairs(self, receipts: Iterable[_Receipt]) -> int:
         acknowledged = 0
         for event_id, token in receipts:
             message = self._messages.get(event_id)
@@ -693,15 +524,8 @@ class InMemoryEventStore:
                 acknowledged += 1
         return acknowledged
 
-    async def nack(
-        self, event_or_id: Receipt, requeue: bool = True, *, delay: Seconds | None = None
-    ) -> bool:
-        """Gives the message back (requeue: same place, after the delay) or dead-letters it."""
-        if not isinstance(requeue, bool):
-            raise ConfigurationError("requeue must be a bool")
-        seconds = None if delay is None else check.check_delay(delay)
-        event_id, token = _receipt(event_or_id)
-        self._check_open()
+    async def _nack(self, receipt: _core.Receipts, requeue: bool, delay: float | None) -> bool:
+        ((event_id, token),) = receipt.pairs()
         message = self._messages.get(event_id)
         if message is None or not message.holds(token):
             return False
@@ -711,71 +535,59 @@ class InMemoryEventStore:
         elif message.delivery_count >= message.max_deliveries:
             self._dead_letter(message, "max_deliveries", now)
         else:
-            if seconds is None:
-                seconds = self._retry_delay(message.stream, message.delivery_count)
+            if delay is None:
+                delay = self._retry_delay(message.stream, message.delivery_count)
             # It keeps its seq, hence its place in the queue.
-            message.visible_us = _later(now, seconds)
+            message.visible_us = _later(now, delay)
             message.lease = None
             message.consumer_id = None
             self._wake(message.stream)
         return True
 
-    async def extend_lease(self, queued_event: Receipt, visibility_timeout: Seconds) -> bool:
-        """Keeps the message leased for ``visibility_timeout`` from now."""
-        seconds = check.check_timeout(visibility_timeout, "visibility_timeout")
-        event_id, token = _receipt(queued_event)
-        self._check_open()
+    async def _extend_lease(self, receipt: _core.Receipts, visibility_timeout: float) -> bool:
+        ((event_id, token),) = receipt.pairs()
         message = self._messages.get(event_id)
         if message is None or not message.holds(token):
             return False
-        message.visible_us = _later(_now_us(), seconds)
+        message.visible_us = _later(_now_us(), visibility_timeout)
         return True
 
-    async def get_pending_count(self, stream: str) -> int:
-        """Visible + delayed + leased messages; dead letters excluded."""
-        check.check_stream(stream)
-        self._check_open()
-        self._sweep_expired(stream)
-        return len(self._queues.get(stream, {}))
-
-    async def get_queue_stats(self, stream: str) -> QueueStats:
-        check.check_stream(stream)
-        self._check_open()
-        self._sweep_expired(stream)
+    async def _queue_stats(self, stream: str) -> QueueStats:
+        """``queue_admin`` stats: counted as if spent messages had been moved already."""
         now = _now_us()
-        messages = list(self._queues.get(stream, {}).values())
-        visible = sum(1 for m in messages if m.visible_us <= now)
-        leased = sum(1 for m in messages if m.visible_us > now and m.lease is not None)
+        live = [m for m in self._queues.get(stream, {}).values() if not m.spent(now)]
+        visible = sum(1 for m in live if m.visible_us <= now)
+        leased = sum(1 for m in live if m.visible_us > now and m.lease is not None)
         dead = sum(1 for d in self._dead.values() if d.stream == stream)
-        oldest = min((m.enqueued_us for m in messages), default=None)
+        oldest = min((m.enqueued_us for m in live), default=None)
         return QueueStats(
             stream,
             visible,
-            len(messages) - visible - leased,
+            len(live) - visible - leased,
             leased,
-            dead,
+            dead + len(self._queues.get(stream, {})) - len(live),
             None if oldest is None else (now - oldest) / 1_000_000,
         )
 
-    async def get_dead_letters(self, stream: str, *, limit: int = 100) -> list[DeadLetter]:
-        check.check_stream(stream)
-        check.check_int(limit, "limit", minimum=1)
-        self._check_open()
-        self._sweep_expired(stream)
-        return [row.to_dead_letter() for row in self._dead_rows(stream, None)[:limit]]
+    async def _dead_letters(self, stream: str, limit: int) -> list[DeadLetter]:
+        """``queue_admin`` dead letters: the moved ones and the spent ones, which failed when
+        their last lease expired."""
+        now = _now_us()
+        rows = self._dead_rows(stream, None) + [
+            m.as_dead_row("max_deliveries", m.visible_us)
+            for m in self._queues.get(stream, {}).values()
+            if m.spent(now)
+        ]
+        rows.sort(key=lambda row: (row.failed_us, row.id))
+        return [row.to_dead_letter() for row in rows[:limit]]
 
-    async def redrive_dead_letters(
-        self, stream: str, event_ids: Iterable[uuid.UUID] | None = None
-    ) -> int:
-        """Moves dead letters back to the tail of the queue (same id, delivery count 0)."""
-        check.check_stream(stream)
-        ids = None if event_ids is None else {_as_uuid(i) for i in event_ids}
-        self._check_open()
+    async def _redrive(self, stream: str, ids: list[uuid.UUID] | None) -> int:
         self._sweep_expired(stream)
+        wanted = None if ids is None else set(ids)
         now = _now_us()
         max_deliveries = self._max_delivery_attempts(stream)
         redriven = 0
-        for row in self._dead_rows(stream, ids):
+        for row in self._dead_rows(stream, wanted):
             del self._dead[row.id]
             if row.id in self._messages:  # ON CONFLICT (id) DO NOTHING
                 continue
@@ -800,21 +612,13 @@ class InMemoryEventStore:
             self._wake(stream)
         return redriven
 
-    async def delete_dead_letters(
-        self, stream: str, event_ids: Iterable[uuid.UUID] | None = None
-    ) -> int:
-        check.check_stream(stream)
-        ids = None if event_ids is None else {_as_uuid(i) for i in event_ids}
-        self._check_open()
-        rows = self._dead_rows(stream, ids)
+    async def _delete_dead_letters(self, stream: str, ids: list[uuid.UUID] | None) -> int:
+        rows = self._dead_rows(stream, None if ids is None else set(ids))
         for row in rows:
             del self._dead[row.id]
         return len(rows)
 
-    async def purge_queue(self, stream: str) -> int:
-        """Deletes every message of the stream (leased or not); dead letters stay."""
-        check.check_stream(stream)
-        self._check_open()
+    async def _purge_queue(self, stream: str) -> int:
         queue = self._queues.pop(stream, {})
         for event_id in queue:
             del self._messages[event_id]
@@ -843,38 +647,17 @@ class InMemoryEventStore:
         if not queue:
             del self._queues[message.stream]
 
-    def _dead_letter(self, message: _Message, reason: str, now: int) -> None:
+    def _dead_letter(self, message: _Message, reason: str, failed_us: int) -> None:
         """Moves a message to the dead letter queue, keeping its delivery count."""
         self._remove_message(message)
         # ON CONFLICT (id) DO NOTHING: a dead letter already there stays as it is.
-        self._dead.setdefault(
-            message.id,
-            _DeadRow(
-                message.id,
-                message.stream,
-                message.type,
-                message.data,
-                message.metadata,
-                message.correlation_id,
-                message.causation_id,
-                message.delivery_count,
-                message.enqueued_us,
-                now,
-                reason,
-            ),
-        )
+        self._dead.setdefault(message.id, message.as_dead_row(reason, failed_us))
 
     def _sweep_expired(self, stream: str) -> None:
-        """``sweep_expired``: a message whose last allowed delivery has expired can never be
-        delivered again, so it is a dead letter; counts and listings must show it as one."""
+        """``sweep_expired``: moves the stream's spent messages to the dead letter queue."""
         now = _now_us()
-        expired = [
-            m
-            for m in self._queues.get(stream, {}).values()
-            if m.lease is not None and m.visible_us <= now and m.delivery_count >= m.max_deliveries
-        ]
-        for message in expired:
-            self._dead_letter(message, "max_deliveries", now)
+        for message in [m for m in self._queues.get(stream, {}).values() if m.spent(now)]:
+            self._dead_letter(message, "max_deliveries", message.visible_us)
 
     def _dead_rows(self, stream: str, ids: set[uuid.UUID] | None) -> list[_DeadRow]:
         """The stream's dead letters (those of ``ids`` if given), by failure time, then id."""

@@ -111,6 +111,26 @@ async def test_expired_last_delivery_is_dead_lettered_without_another_dequeue(
     assert (dead.id, dead.reason, dead.delivery_count) == (event.id, "max_deliveries", 5)
 
 
+async def test_a_spent_message_lists_the_same_before_and_after_it_is_moved(
+    store: Any,
+) -> None:
+    """Reads report a message whose last lease expired as the dead letter it is, failed when
+    that lease expired; the dequeue that later moves it changes nothing a reader sees."""
+    stream = name()
+    event = Event("Poison", {})
+    await store.enqueue(stream, event)
+    for _ in range(MAX_DELIVERIES):
+        last = await store.dequeue(stream, "crashy", LEASE)
+        assert last is not None
+        await asyncio.sleep(EXPIRE)
+    [before] = await store.get_dead_letters(stream)
+    assert before.failed_at == last.lease_expires_at
+    assert await store.dequeue(stream, "c") is None  # moves it to the dead letter queue
+    assert await store.get_dead_letters(stream) == [before]
+    stats = await store.get_queue_stats(stream)
+    assert (stats.visible, stats.delayed, stats.leased, stats.dead) == (0, 0, 0, 1)
+
+
 async def test_requeue_nack_on_the_last_delivery_dead_letters(store: Any) -> None:
     stream = name()
     event = Event("Job", {})

@@ -9,8 +9,36 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::pgtypes::JsonText;
-use super::sql::Sql;
 use crate::errors::{CoreError, CoreResult};
+
+/// The statements of an append, for one schema.
+pub struct Statements {
+    pub append: String,
+    pub begin_append: String,
+    pub copy_events: String,
+    pub classify_existing: String,
+}
+
+impl Statements {
+    pub fn new(s: &str) -> Self {
+        Statements {
+            append: format!(
+                "SELECT outcome, first_offset, stream_version \
+                 FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8)"
+            ),
+            begin_append: format!(
+                "SELECT outcome, first_offset, stream_version FROM {s}.begin_append($1, $2, $3, $4)"
+            ),
+            copy_events: format!(
+                "COPY {s}.events (stream_name, stream_offset, event_id, event_type, data, metadata, \
+                 correlation_id, causation_id) FROM STDIN (FORMAT binary)"
+            ),
+            classify_existing: format!(
+                "SELECT outcome, first_offset FROM {s}.classify_existing_events($1, $2)"
+            ),
+        }
+    }
+}
 
 /// One event to append or enqueue, already validated and serialized.
 #[derive(Clone, Debug)]
@@ -75,7 +103,7 @@ fn offsets(first: i64, count: usize) -> Vec<i64> {
 
 async fn classify_duplicate(
     client: &tokio_postgres::Client,
-    sql: &Sql,
+    sql: &Statements,
     stream: &str,
     ids: &[Uuid],
 ) -> CoreResult<Vec<i64>> {
@@ -98,24 +126,23 @@ async fn classify_duplicate(
 /// (~0.1 ms each) cost more than the insert.
 pub const COPY_THRESHOLD: usize = 64;
 
-/// Appends `events` to `stream`; returns their offsets. A retry of a call that already
-/// committed returns the stored offsets and writes nothing.
+/// Appends the batch to `stream`; returns their offsets. A retry of a call that already
+/// committed returns the stored offsets and writes nothing. The batch's ids were checked
+/// unique when it was built (`EventBatch`).
 pub async fn append(
     client: &mut deadpool_postgres::Client,
-    sql: &Sql,
+    sql: &Statements,
     stream: &str,
-    events: Vec<NewEvent>,
+    columns: &EventColumns,
     expected_version: Option<i64>,
 ) -> CoreResult<Vec<i64>> {
-    if events.is_empty() {
+    if columns.ids.is_empty() {
         return Ok(Vec::new());
     }
-    let columns = EventColumns::from_events(events);
-    check_unique_ids(&columns.ids)?;
     let result = if columns.ids.len() >= COPY_THRESHOLD {
-        append_by_copy(client, sql, stream, &columns, expected_version).await
+        append_by_copy(client, sql, stream, columns, expected_version).await
     } else {
-        append_by_statement(client, sql, stream, &columns, expected_version).await
+        append_by_statement(client, sql, stream, columns, expected_version).await
     };
     match result {
         // An id stored meanwhile by another call: a retry racing its original, or a duplicate.
@@ -147,7 +174,7 @@ fn outcome(
 
 async fn append_by_statement(
     client: &deadpool_postgres::Client,
-    sql: &Sql,
+    sql: &Statements,
     stream: &str,
     columns: &EventColumns,
     expected_version: Option<i64>,
@@ -175,7 +202,7 @@ async fn append_by_statement(
 /// caller is cancelled anywhere in between, dropping the transaction rolls it back.
 async fn append_by_copy(
     client: &mut deadpool_postgres::Client,
-    sql: &Sql,
+    sql: &Statements,
     stream: &str,
     columns: &EventColumns,
     expected_version: Option<i64>,

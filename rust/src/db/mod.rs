@@ -5,9 +5,12 @@ pub mod append;
 pub mod connection;
 pub mod generic;
 pub mod listener;
+pub mod offsets;
 pub mod pgtypes;
 pub mod queue;
+pub mod queue_admin;
 pub mod read;
 pub mod sql;
+pub mod streams;
 
 pub use pgtypes::{JsonText, Micros, RawJson};

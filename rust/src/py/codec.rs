@@ -123,32 +123,3 @@ pub fn rows_to_tuples<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py,
     }
     Ok(list)
 }
-
-/// `serialize_events(events) -> list[tuple[UUID, str, bytes, bytes, str | None, str | None]]`:
-/// the exact validation and serialization the PostgreSQL store applies before sending a
-/// batch, for the in-memory store, so both refuse the same input with the same message.
-/// `unique_ids=False` for enqueue, where a repeated id is a no-op rather than an error.
-#[pyfunction]
-#[pyo3(signature = (events, unique_ids = true))]
-pub fn serialize_events<'py>(
-    py: Python<'py>,
-    events: &Bound<'py, PyAny>,
-    unique_ids: bool,
-) -> PyResult<Bound<'py, PyList>> {
-    let converted = crate::py::convert::new_events(events)?;
-    if unique_ids {
-        crate::db::append::check_unique_ids(&converted.iter().map(|e| e.id).collect::<Vec<_>>())?;
-    }
-    let list = PyList::empty(py);
-    for event in converted {
-        list.append((
-            uuid_object(py, event.id)?,
-            event.event_type,
-            PyBytes::new(py, &event.data.0),
-            PyBytes::new(py, &event.metadata.0),
-            event.correlation_id,
-            event.causation_id,
-        ))?;
-    }
-    Ok(list)
-}

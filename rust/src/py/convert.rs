@@ -7,14 +7,15 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyString, PyType};
 use tokio_postgres::Row;
-use uuid::Uuid;
 
 use crate::db::append::NewEvent;
 use crate::db::pgtypes::{JsonText, Micros, RawJson};
-use crate::db::queue::{Receipt, DEQUEUE_ROW_OFFSET};
-use crate::errors::{ConfigurationError, SerializationError};
+use crate::db::queue::DEQUEUE_ROW_OFFSET;
+use crate::errors::SerializationError;
 use crate::json;
-use crate::py::types::{uuid_from_object, LazyTime, LazyUuid, QueuedEvent, StoredEvent};
+use crate::py::types::{
+    uuid_from_object, DeadLetter, LazyTime, LazyUuid, QueuedEvent, StoredEvent,
+};
 
 static EVENT_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
@@ -94,37 +95,6 @@ pub fn new_events(events: &Bound<'_, PyAny>) -> PyResult<Vec<NewEvent>> {
     Ok(converted)
 }
 
-/// A `QueuedEvent` acts on its own delivery (its lease); a bare id on the current lease.
-pub fn receipt(value: &Bound<'_, PyAny>) -> PyResult<Receipt> {
-    if let Ok(queued) = value.cast::<QueuedEvent>() {
-        let queued = queued.get();
-        return Ok(Receipt {
-            id: queued.id.uuid(value.py())?,
-            lease: Some(queued.lease.uuid(value.py())?),
-        });
-    }
-    if let Ok(text) = value.cast::<PyString>() {
-        let id = Uuid::parse_str(text.to_str()?).map_err(|_| {
-            ConfigurationError::new_err(format!(
-                "{} is not a valid event id",
-                text.repr().map(|r| r.to_string()).unwrap_or_default()
-            ))
-        })?;
-        return Ok(Receipt { id, lease: None });
-    }
-    match uuid_from_object(value) {
-        Ok(id) => Ok(Receipt { id, lease: None }),
-        Err(_) => Err(ConfigurationError::new_err(format!(
-            "expected a QueuedEvent or an event id (UUID), got {}",
-            value.get_type().name()?
-        ))),
-    }
-}
-
-pub fn receipts(values: &Bound<'_, PyAny>) -> PyResult<Vec<Receipt>> {
-    values.try_iter()?.map(|v| receipt(&v?)).collect()
-}
-
 /// Shares one Python string per distinct value within a batch: a read of 1000 events of one
 /// stream and a handful of types builds a handful of strings, not 2000.
 #[derive(Default)]
@@ -166,7 +136,7 @@ pub fn stored_events<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py, 
             offset: row.get(1),
             position: row.get(2),
             id: LazyUuid::Raw(row.get(3)),
-            event_type: strings.get(py, row.get(4)),
+            r#type: strings.get(py, row.get(4)),
             data: decode_column(py, row, 5, &mut keys)?,
             metadata: decode_column(py, row, 6, &mut keys)?,
             correlation_id: strings.optional(py, row.get(7)),
@@ -188,7 +158,7 @@ pub fn queued_events<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py, 
         let event = QueuedEvent {
             id: LazyUuid::Raw(row.get(o)),
             stream: strings.get(py, row.get(o + 1)),
-            event_type: strings.get(py, row.get(o + 2)),
+            r#type: strings.get(py, row.get(o + 2)),
             data: decode_column(py, row, o + 3, &mut keys)?,
             metadata: decode_column(py, row, o + 4, &mut keys)?,
             correlation_id: strings.optional(py, row.get(o + 5)),
@@ -200,6 +170,30 @@ pub fn queued_events<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py, 
             lease: LazyUuid::Raw(row.get(o + 11)),
         };
         list.append(Bound::new(py, event)?)?;
+    }
+    Ok(list)
+}
+
+/// Rows of a dead-letter listing (columns as in `db::dead_letters::COLUMNS`) -> `DeadLetter`s.
+pub fn dead_letters<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py, PyList>> {
+    let mut strings = StringCache::default();
+    let mut keys = json::KeyCache::default();
+    let list = PyList::empty(py);
+    for row in rows {
+        let letter = DeadLetter {
+            id: LazyUuid::Raw(row.get(0)),
+            stream: strings.get(py, row.get(1)),
+            r#type: strings.get(py, row.get(2)),
+            data: decode_column(py, row, 3, &mut keys)?,
+            metadata: decode_column(py, row, 4, &mut keys)?,
+            correlation_id: strings.optional(py, row.get(5)),
+            causation_id: strings.optional(py, row.get(6)),
+            delivery_count: i64::from(row.get::<_, i32>(7)),
+            enqueued_at: LazyTime::Micros(row.get::<_, Micros>(8).0),
+            failed_at: LazyTime::Micros(row.get::<_, Micros>(9).0),
+            reason: strings.get(py, row.get(10)),
+        };
+        list.append(Bound::new(py, letter)?)?;
     }
     Ok(list)
 }

@@ -8,10 +8,13 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use tokio_postgres::Row;
+use uuid::Uuid;
 
 use crate::config::{CoreConfig, RawCoreConfig};
-use crate::db::{append, generic, queue, read};
+use crate::db::{append, generic, offsets, queue, queue_admin, read, streams};
 use crate::errors::{ConfigurationError, CoreError};
+use crate::py::batch::{EventBatch, Receipts};
+use crate::py::types::uuid_from_object;
 use crate::py::{bridge, codec, convert};
 use crate::runtime;
 use crate::store::Store;
@@ -20,6 +23,8 @@ use crate::store::Store;
 pub struct EventRows(Vec<Row>);
 /// Rows of a dequeue, turned into `QueuedEvent`s.
 pub struct QueuedRows(Vec<Row>);
+/// Rows of a dead-letter listing, turned into `DeadLetter`s.
+pub struct DeadLetterRows(Vec<Row>);
 /// Rows of any statement, turned into tuples.
 pub struct TupleRows(pub Vec<Row>);
 
@@ -41,6 +46,15 @@ impl<'py> IntoPyObject<'py> for QueuedRows {
     }
 }
 
+impl<'py> IntoPyObject<'py> for DeadLetterRows {
+    type Target = PyList;
+    type Output = Bound<'py, PyList>;
+    type Error = PyErr;
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        convert::dead_letters(py, &self.0)
+    }
+}
+
 impl<'py> IntoPyObject<'py> for TupleRows {
     type Target = PyList;
     type Output = Bound<'py, PyList>;
@@ -48,6 +62,14 @@ impl<'py> IntoPyObject<'py> for TupleRows {
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
         codec::rows_to_tuples(py, &self.0)
     }
+}
+
+/// A list of `uuid.UUID`s (already checked by `batch::parse_event_ids`) -> owned ids.
+fn uuids(values: &Bound<'_, PyAny>) -> PyResult<Vec<Uuid>> {
+    values
+        .try_iter()?
+        .map(|value| uuid_from_object(&value?))
+        .collect()
 }
 
 fn positive_seconds(name: &str, value: f64) -> PyResult<f64> {
@@ -160,18 +182,19 @@ impl Core {
         })
     }
 
-    #[pyo3(signature = (stream, events, expected_version = None))]
+    #[pyo3(signature = (stream, batch, expected_version = None))]
     fn append<'py>(
         &self,
         py: Python<'py>,
         stream: String,
-        events: &Bound<'py, PyAny>,
+        batch: &EventBatch,
         expected_version: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let events = convert::new_events(events)?;
+        let columns = Arc::clone(&batch.columns);
         self.spawn(py, |store| async move {
             let mut client = store.client().await?;
-            append::append(&mut client, &store.sql, &stream, events, expected_version).await
+            let sql = &store.sql.append;
+            append::append(&mut client, sql, &stream, &columns, expected_version).await
         })
     }
 
@@ -185,7 +208,7 @@ impl Core {
         self.spawn(py, |store| async move {
             let client = store.client().await?;
             Ok(EventRows(
-                read::read_stream(&client, &store.sql, &stream, start_offset, limit).await?,
+                read::read_stream(&client, &store.sql.read, &stream, start_offset, limit).await?,
             ))
         })
     }
@@ -199,7 +222,7 @@ impl Core {
         self.spawn(py, |store| async move {
             let client = store.client().await?;
             Ok(EventRows(
-                read::read_all(&client, &store.sql, after_position, limit).await?,
+                read::read_all(&client, &store.sql.read, after_position, limit).await?,
             ))
         })
     }
@@ -207,7 +230,7 @@ impl Core {
     fn stream_version<'py>(&self, py: Python<'py>, stream: String) -> PyResult<Bound<'py, PyAny>> {
         self.spawn(py, |store| async move {
             let client = store.client().await?;
-            read::stream_version(&client, &store.sql, &stream).await
+            read::stream_version(&client, &store.sql.read, &stream).await
         })
     }
 
@@ -216,15 +239,14 @@ impl Core {
         &self,
         py: Python<'py>,
         stream: String,
-        events: &Bound<'py, PyAny>,
+        batch: &EventBatch,
         delay: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        // A repeated id is a no-op (ON CONFLICT DO NOTHING), as for an id already queued.
-        let events = convert::new_events(events)?;
+        let columns = Arc::clone(&batch.columns);
         self.spawn(py, |store| async move {
             let client = store.client().await?;
             let notify = store.listener.is_some();
-            queue::enqueue(&client, &store.sql, &stream, events, delay, notify).await
+            queue::enqueue(&client, &store.sql.queue, &stream, &columns, delay, notify).await
         })
     }
 
@@ -240,7 +262,7 @@ impl Core {
         max_count: i64,
         visibility_timeout: f64,
         wait: Option<f64>,
-        acks: Option<&Bound<'py, PyAny>>,
+        acks: Option<&Receipts>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let visibility = positive_seconds("visibility_timeout", visibility_timeout)?;
         if max_count < 1 {
@@ -248,10 +270,7 @@ impl Core {
                 "max_count must be at least 1, got {max_count}"
             )));
         }
-        let acks = match acks {
-            Some(a) => convert::receipts(a)?,
-            None => Vec::new(),
-        };
+        let acks = acks.map(|a| a.items.clone()).unwrap_or_default();
         self.spawn(py, |store| async move {
             let outcome = match wait {
                 Some(seconds) if seconds > 0.0 => {
@@ -270,7 +289,7 @@ impl Core {
                     let client = store.client().await?;
                     queue::dequeue(
                         &client,
-                        &store.sql,
+                        &store.sql.queue,
                         &stream,
                         &consumer_id,
                         max_count,
@@ -287,12 +306,12 @@ impl Core {
     fn acknowledge<'py>(
         &self,
         py: Python<'py>,
-        receipts: &Bound<'py, PyAny>,
+        receipts: &Receipts,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let receipts = convert::receipts(receipts)?;
+        let receipts = receipts.items.clone();
         self.spawn(py, |store| async move {
             let client = store.client().await?;
-            queue::acknowledge(&client, &store.sql, &receipts).await
+            queue::acknowledge(&client, &store.sql.queue, &receipts).await
         })
     }
 
@@ -300,35 +319,135 @@ impl Core {
     fn nack<'py>(
         &self,
         py: Python<'py>,
-        receipt: &Bound<'py, PyAny>,
+        receipt: &Receipts,
         requeue: bool,
         delay: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let receipt = convert::receipt(receipt)?;
+        let receipt = receipt.single()?;
         self.spawn(py, |store| async move {
             let client = store.client().await?;
-            queue::nack(&client, &store.sql, receipt, requeue, delay).await
+            queue::nack(&client, &store.sql.queue, receipt, requeue, delay).await
         })
     }
 
     fn extend_lease<'py>(
         &self,
         py: Python<'py>,
-        receipt: &Bound<'py, PyAny>,
+        receipt: &Receipts,
         visibility_timeout: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let receipt = convert::receipt(receipt)?;
+        let receipt = receipt.single()?;
         let visibility = positive_seconds("visibility_timeout", visibility_timeout)?;
         self.spawn(py, |store| async move {
             let client = store.client().await?;
-            queue::extend_lease(&client, &store.sql, receipt, visibility).await
+            queue::extend_lease(&client, &store.sql.queue, receipt, visibility).await
         })
     }
 
-    fn sweep_expired<'py>(&self, py: Python<'py>, stream: String) -> PyResult<Bound<'py, PyAny>> {
+    /// Every persistent stream ever written, by name (code point order).
+    fn list_streams<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.spawn(py, |store| async move {
             let client = store.client().await?;
-            queue::sweep_expired(&client, &store.sql, &stream).await
+            streams::list(&client, &store.sql.streams).await
+        })
+    }
+
+    /// `[(stream, length, first, last, oldest, newest, version)]`, empty for a stream never
+    /// written.
+    fn stream_metadata<'py>(&self, py: Python<'py>, stream: String) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            Ok(TupleRows(
+                streams::metadata(&client, &store.sql.streams, &stream).await?,
+            ))
+        })
+    }
+
+    fn commit_offset<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        group: String,
+        offset: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            offsets::commit(&client, &store.sql.offsets, &stream, &group, offset).await
+        })
+    }
+
+    fn committed_offset<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        group: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            offsets::get(&client, &store.sql.offsets, &stream, &group).await
+        })
+    }
+
+    /// `[(visible, delayed, leased, dead, oldest age in seconds or None)]`, without writing.
+    fn queue_stats<'py>(&self, py: Python<'py>, stream: String) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            Ok(TupleRows(
+                queue_admin::stats(&client, &store.sql.queue_admin, &stream).await?,
+            ))
+        })
+    }
+
+    fn dead_letters<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        limit: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            let sql = &store.sql.queue_admin;
+            Ok(DeadLetterRows(
+                queue_admin::dead_letters(&client, sql, &stream, limit).await?,
+            ))
+        })
+    }
+
+    #[pyo3(signature = (stream, ids = None))]
+    fn redrive<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        ids: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ids = ids.map(uuids).transpose()?;
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            let sql = &store.sql;
+            let sweep = &sql.queue.sweep_expired;
+            queue_admin::redrive(&client, &sql.queue_admin, sweep, &stream, ids.as_deref()).await
+        })
+    }
+
+    #[pyo3(signature = (stream, ids = None))]
+    fn delete_dead_letters<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        ids: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ids = ids.map(uuids).transpose()?;
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            let sql = &store.sql.queue_admin;
+            queue_admin::delete_dead_letters(&client, sql, &stream, ids.as_deref()).await
+        })
+    }
+
+    fn purge_queue<'py>(&self, py: Python<'py>, stream: String) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            queue_admin::purge(&client, &store.sql.queue_admin, &stream).await
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The PyO3 layer: result classes, conversions across the boundary, and the `Core` and
 //! `Session` classes the Python package wraps. Database code lives in `db/`, not here.
 
+pub mod batch;
 pub mod bridge;
 pub mod codec;
 pub mod convert;

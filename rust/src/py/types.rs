@@ -4,6 +4,11 @@
 //! as plain integers and builds the `UUID`/`datetime` objects only when asked (building them
 //! costs more than decoding a small JSON document). The in-memory store constructs the same
 //! classes from Python objects.
+//!
+//! The three classes share one shape, written once in `result_class!`: a constructor taking
+//! every field in order, a getter per field, equality and pickling over the constructor
+//! arguments, and a short `repr`. What differs per field is its kind, which the `Field` trait
+//! says (how it is checked on the way in and built on the way out).
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -18,24 +23,6 @@ pub enum LazyUuid {
 }
 
 impl LazyUuid {
-    pub fn from_py(value: &Bound<'_, PyAny>) -> PyResult<Self> {
-        if value.is_instance(pytypes::uuid_type(value.py())?)? {
-            Ok(LazyUuid::Object(value.clone().unbind()))
-        } else {
-            Err(pyo3::exceptions::PyTypeError::new_err(format!(
-                "id must be a uuid.UUID, got {}",
-                value.get_type().name()?
-            )))
-        }
-    }
-
-    pub fn to_object(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        match self {
-            LazyUuid::Object(o) => Ok(o.clone_ref(py)),
-            LazyUuid::Raw(u) => uuid_object(py, *u),
-        }
-    }
-
     pub fn uuid(&self, py: Python<'_>) -> PyResult<Uuid> {
         match self {
             LazyUuid::Raw(u) => Ok(*u),
@@ -59,26 +46,6 @@ pub fn uuid_from_object(value: &Bound<'_, PyAny>) -> PyResult<Uuid> {
 pub enum LazyTime {
     Micros(i64),
     Object(Py<PyAny>),
-}
-
-impl LazyTime {
-    pub fn from_py(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Self> {
-        if value.is_instance(pytypes::datetime_type(value.py())?)? {
-            Ok(LazyTime::Object(value.clone().unbind()))
-        } else {
-            Err(pyo3::exceptions::PyTypeError::new_err(format!(
-                "{name} must be a datetime, got {}",
-                value.get_type().name()?
-            )))
-        }
-    }
-
-    pub fn to_object(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        match self {
-            LazyTime::Object(o) => Ok(o.clone_ref(py)),
-            LazyTime::Micros(us) => datetime_from_micros(py, *us),
-        }
-    }
 }
 
 /// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -114,396 +81,228 @@ pub fn datetime_from_micros(py: Python<'_>, micros: i64) -> PyResult<Py<PyAny>> 
     Ok(pytypes::datetime_type(py)?.call1(args)?.unbind())
 }
 
-fn repr_of(py: Python<'_>, value: &Py<PyAny>) -> String {
+/// How one kind of field is checked when Python constructs a result, and built when Python
+/// reads it. `name` is the constructor argument, for error messages.
+pub trait Field: Sized {
+    fn from_py(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Self>;
+    fn to_py(&self, py: Python<'_>) -> PyResult<Py<PyAny>>;
+}
+
+fn type_error(name: &str, wanted: &str, value: &Bound<'_, PyAny>) -> PyErr {
+    let got = value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    pyo3::exceptions::PyTypeError::new_err(format!(
+        "{} must be {wanted}, got {got}",
+        name.trim_start_matches("r#")
+    ))
+}
+
+impl Field for Py<PyString> {
+    fn from_py(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Self> {
+        match value.cast::<PyString>() {
+            Ok(text) => Ok(text.clone().unbind()),
+            Err(_) => Err(type_error(name, "a str", value)),
+        }
+    }
+    fn to_py(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.clone_ref(py).into_any())
+    }
+}
+
+impl Field for Option<Py<PyString>> {
+    fn from_py(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Self> {
+        if value.is_none() {
+            return Ok(None);
+        }
+        match value.cast::<PyString>() {
+            Ok(text) => Ok(Some(text.clone().unbind())),
+            Err(_) => Err(type_error(name, "a str or None", value)),
+        }
+    }
+    fn to_py(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(match self {
+            Some(text) => text.clone_ref(py).into_any(),
+            None => py.None(),
+        })
+    }
+}
+
+impl Field for i64 {
+    fn from_py(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Self> {
+        value
+            .extract()
+            .map_err(|_| type_error(name, "an int of 64 bits", value))
+    }
+    fn to_py(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.into_pyobject(py)?.into_any().unbind())
+    }
+}
+
+/// A JSON value (`data`, `metadata`): any object, as decoded.
+impl Field for Py<PyAny> {
+    fn from_py(value: &Bound<'_, PyAny>, _name: &str) -> PyResult<Self> {
+        Ok(value.clone().unbind())
+    }
+    fn to_py(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.clone_ref(py))
+    }
+}
+
+impl Field for LazyUuid {
+    fn from_py(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Self> {
+        if value.is_instance(pytypes::uuid_type(value.py())?)? {
+            Ok(LazyUuid::Object(value.clone().unbind()))
+        } else {
+            Err(type_error(name, "a uuid.UUID", value))
+        }
+    }
+    fn to_py(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self {
+            LazyUuid::Object(o) => Ok(o.clone_ref(py)),
+            LazyUuid::Raw(u) => uuid_object(py, *u),
+        }
+    }
+}
+
+impl Field for LazyTime {
+    fn from_py(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Self> {
+        if value.is_instance(pytypes::datetime_type(value.py())?)? {
+            Ok(LazyTime::Object(value.clone().unbind()))
+        } else {
+            Err(type_error(name, "a datetime", value))
+        }
+    }
+    fn to_py(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self {
+            LazyTime::Object(o) => Ok(o.clone_ref(py)),
+            LazyTime::Micros(us) => datetime_from_micros(py, *us),
+        }
+    }
+}
+
+fn repr_of(py: Python<'_>, value: PyResult<Py<PyAny>>) -> String {
     value
-        .bind(py)
-        .repr()
-        .map(|r| r.to_string())
+        .and_then(|v| Ok(v.bind(py).repr()?.to_string()))
         .unwrap_or_else(|_| "?".into())
 }
 
-fn optional(py: Python<'_>, value: &Option<Py<PyString>>) -> Py<PyAny> {
-    match value {
-        Some(v) => v.clone_ref(py).into_any(),
-        None => py.None(),
-    }
+/// A frozen result class: fields in constructor order, each a `Field`; `repr` lists the
+/// fields its `repr` shows. A field named after a Python keyword is written `r#type`.
+macro_rules! result_class {
+    (
+        $(#[$doc:meta])*
+        pub struct $name:ident { $($field:ident : $kind:ty),+ $(,)? }
+        repr($($shown:ident),+)
+    ) => {
+        $(#[$doc])*
+        #[pyclass(frozen, module = "pgstreams")]
+        pub struct $name {
+            $(pub $field: $kind),+
+        }
+
+        #[pymethods]
+        impl $name {
+            #[new]
+            #[pyo3(signature = ($($field),+))]
+            #[allow(clippy::too_many_arguments)]
+            fn py_new($($field: &Bound<'_, PyAny>),+) -> PyResult<Self> {
+                Ok($name {
+                    $($field: <$kind as Field>::from_py($field, stringify!($field))?),+
+                })
+            }
+
+            $(
+                #[getter]
+                fn $field(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+                    self.$field.to_py(py)
+                }
+            )+
+
+            /// The constructor arguments: what equality and pickling compare and rebuild.
+            fn _fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+                PyTuple::new(py, [$(self.$field.to_py(py)?),+])
+            }
+
+            fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+                match other.cast::<$name>() {
+                    Ok(other) => self._fields(py)?.eq(other.get()._fields(py)?),
+                    Err(_) => Ok(false),
+                }
+            }
+
+            fn __reduce__<'py>(
+                slf: &Bound<'py, Self>,
+            ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+                Ok((slf.get_type().into_any(), slf.get()._fields(slf.py())?))
+            }
+
+            fn __repr__(&self, py: Python<'_>) -> String {
+                let shown: Vec<String> = vec![$(
+                    format!(
+                        "{}={}",
+                        stringify!($shown).trim_start_matches("r#"),
+                        repr_of(py, self.$shown.to_py(py))
+                    )
+                ),+];
+                format!("{}({})", stringify!($name), shown.join(", "))
+            }
+        }
+    };
 }
 
-fn optional_string(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<Py<PyString>>> {
-    match value {
-        None => Ok(None),
-        Some(v) if v.is_none() => Ok(None),
-        Some(v) => Ok(Some(
-            v.cast::<PyString>()
-                .map_err(|_| {
-                    pyo3::exceptions::PyTypeError::new_err(format!("{name} must be a str or None"))
-                })?
-                .clone()
-                .unbind(),
-        )),
-    }
-}
-
-/// Equality over the constructor arguments, so results compare by value across stores.
-fn fields_equal(py: Python<'_>, a: Bound<'_, PyTuple>, b: Bound<'_, PyTuple>) -> PyResult<bool> {
-    let _ = py;
-    a.eq(b)
-}
-
-#[pyclass(frozen, module = "pgstreams", name = "StoredEvent")]
-pub struct StoredEvent {
-    #[pyo3(get)]
-    pub stream: Py<PyString>,
-    #[pyo3(get)]
-    pub offset: i64,
-    #[pyo3(get)]
-    pub position: i64,
-    pub id: LazyUuid,
-    #[pyo3(get, name = "type")]
-    pub event_type: Py<PyString>,
-    #[pyo3(get)]
-    pub data: Py<PyAny>,
-    #[pyo3(get)]
-    pub metadata: Py<PyAny>,
-    pub correlation_id: Option<Py<PyString>>,
-    pub causation_id: Option<Py<PyString>>,
-    pub timestamp: LazyTime,
-}
-
-#[pymethods]
-impl StoredEvent {
-    #[new]
-    #[pyo3(signature = (stream, offset, position, id, r#type, data, metadata, correlation_id, causation_id, timestamp))]
-    #[allow(clippy::too_many_arguments)]
-    fn py_new(
-        stream: Bound<'_, PyString>,
+result_class! {
+    /// An event of a persistent stream, as stored.
+    pub struct StoredEvent {
+        stream: Py<PyString>,
         offset: i64,
         position: i64,
-        id: &Bound<'_, PyAny>,
-        r#type: Bound<'_, PyString>,
-        data: Bound<'_, PyAny>,
-        metadata: Bound<'_, PyAny>,
-        correlation_id: Option<&Bound<'_, PyAny>>,
-        causation_id: Option<&Bound<'_, PyAny>>,
-        timestamp: &Bound<'_, PyAny>,
-    ) -> PyResult<Self> {
-        Ok(StoredEvent {
-            stream: stream.unbind(),
-            offset,
-            position,
-            id: LazyUuid::from_py(id)?,
-            event_type: r#type.unbind(),
-            data: data.unbind(),
-            metadata: metadata.unbind(),
-            correlation_id: optional_string(correlation_id, "correlation_id")?,
-            causation_id: optional_string(causation_id, "causation_id")?,
-            timestamp: LazyTime::from_py(timestamp, "timestamp")?,
-        })
+        id: LazyUuid,
+        r#type: Py<PyString>,
+        data: Py<PyAny>,
+        metadata: Py<PyAny>,
+        correlation_id: Option<Py<PyString>>,
+        causation_id: Option<Py<PyString>>,
+        timestamp: LazyTime,
     }
-
-    #[getter]
-    fn id(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.id.to_object(py)
-    }
-    #[getter]
-    fn correlation_id(&self, py: Python<'_>) -> Py<PyAny> {
-        optional(py, &self.correlation_id)
-    }
-    #[getter]
-    fn causation_id(&self, py: Python<'_>) -> Py<PyAny> {
-        optional(py, &self.causation_id)
-    }
-    #[getter]
-    fn timestamp(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.timestamp.to_object(py)
-    }
-
-    fn _fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(
-            py,
-            [
-                self.stream.clone_ref(py).into_any(),
-                self.offset.into_pyobject(py)?.into_any().unbind(),
-                self.position.into_pyobject(py)?.into_any().unbind(),
-                self.id(py)?,
-                self.event_type.clone_ref(py).into_any(),
-                self.data.clone_ref(py),
-                self.metadata.clone_ref(py),
-                self.correlation_id(py),
-                self.causation_id(py),
-                self.timestamp(py)?,
-            ],
-        )
-    }
-
-    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
-        match other.cast::<StoredEvent>() {
-            Ok(other) => fields_equal(py, self._fields(py)?, other.get()._fields(py)?),
-            Err(_) => Ok(false),
-        }
-    }
-
-    fn __reduce__<'py>(
-        slf: &Bound<'py, Self>,
-    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
-        Ok((slf.get_type().into_any(), slf.get()._fields(slf.py())?))
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!(
-            "StoredEvent(stream={}, offset={}, position={}, type={}, id={})",
-            repr_of(py, &self.stream.clone_ref(py).into_any()),
-            self.offset,
-            self.position,
-            repr_of(py, &self.event_type.clone_ref(py).into_any()),
-            repr_of(py, &self.id(py)?)
-        ))
-    }
+    repr(stream, offset, position, r#type, id)
 }
 
-#[pyclass(frozen, module = "pgstreams", name = "QueuedEvent")]
-pub struct QueuedEvent {
-    pub id: LazyUuid,
-    #[pyo3(get)]
-    pub stream: Py<PyString>,
-    #[pyo3(get, name = "type")]
-    pub event_type: Py<PyString>,
-    #[pyo3(get)]
-    pub data: Py<PyAny>,
-    #[pyo3(get)]
-    pub metadata: Py<PyAny>,
-    pub correlation_id: Option<Py<PyString>>,
-    pub causation_id: Option<Py<PyString>>,
-    #[pyo3(get)]
-    pub delivery_count: i64,
-    pub enqueued_at: LazyTime,
-    pub consumer_id: Option<Py<PyString>>,
-    pub lease_expires_at: LazyTime,
-    pub lease: LazyUuid,
-}
-
-#[pymethods]
-impl QueuedEvent {
-    #[new]
-    #[pyo3(signature = (id, stream, r#type, data, metadata, correlation_id, causation_id, delivery_count, enqueued_at, consumer_id, lease_expires_at, lease))]
-    #[allow(clippy::too_many_arguments)]
-    fn py_new(
-        id: &Bound<'_, PyAny>,
-        stream: Bound<'_, PyString>,
-        r#type: Bound<'_, PyString>,
-        data: Bound<'_, PyAny>,
-        metadata: Bound<'_, PyAny>,
-        correlation_id: Option<&Bound<'_, PyAny>>,
-        causation_id: Option<&Bound<'_, PyAny>>,
+result_class! {
+    /// A message leased to a consumer; `lease` is the token of this delivery (a receipt).
+    pub struct QueuedEvent {
+        id: LazyUuid,
+        stream: Py<PyString>,
+        r#type: Py<PyString>,
+        data: Py<PyAny>,
+        metadata: Py<PyAny>,
+        correlation_id: Option<Py<PyString>>,
+        causation_id: Option<Py<PyString>>,
         delivery_count: i64,
-        enqueued_at: &Bound<'_, PyAny>,
-        consumer_id: Option<&Bound<'_, PyAny>>,
-        lease_expires_at: &Bound<'_, PyAny>,
-        lease: &Bound<'_, PyAny>,
-    ) -> PyResult<Self> {
-        Ok(QueuedEvent {
-            id: LazyUuid::from_py(id)?,
-            stream: stream.unbind(),
-            event_type: r#type.unbind(),
-            data: data.unbind(),
-            metadata: metadata.unbind(),
-            correlation_id: optional_string(correlation_id, "correlation_id")?,
-            causation_id: optional_string(causation_id, "causation_id")?,
-            delivery_count,
-            enqueued_at: LazyTime::from_py(enqueued_at, "enqueued_at")?,
-            consumer_id: optional_string(consumer_id, "consumer_id")?,
-            lease_expires_at: LazyTime::from_py(lease_expires_at, "lease_expires_at")?,
-            lease: LazyUuid::from_py(lease)?,
-        })
+        enqueued_at: LazyTime,
+        consumer_id: Option<Py<PyString>>,
+        lease_expires_at: LazyTime,
+        lease: LazyUuid,
     }
-
-    #[getter]
-    fn id(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.id.to_object(py)
-    }
-    #[getter]
-    fn correlation_id(&self, py: Python<'_>) -> Py<PyAny> {
-        optional(py, &self.correlation_id)
-    }
-    #[getter]
-    fn causation_id(&self, py: Python<'_>) -> Py<PyAny> {
-        optional(py, &self.causation_id)
-    }
-    #[getter]
-    fn enqueued_at(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.enqueued_at.to_object(py)
-    }
-    #[getter]
-    fn consumer_id(&self, py: Python<'_>) -> Py<PyAny> {
-        optional(py, &self.consumer_id)
-    }
-    #[getter]
-    fn lease_expires_at(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.lease_expires_at.to_object(py)
-    }
-    #[getter]
-    fn lease(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.lease.to_object(py)
-    }
-
-    fn _fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(
-            py,
-            [
-                self.id(py)?,
-                self.stream.clone_ref(py).into_any(),
-                self.event_type.clone_ref(py).into_any(),
-                self.data.clone_ref(py),
-                self.metadata.clone_ref(py),
-                self.correlation_id(py),
-                self.causation_id(py),
-                self.delivery_count.into_pyobject(py)?.into_any().unbind(),
-                self.enqueued_at(py)?,
-                self.consumer_id(py),
-                self.lease_expires_at(py)?,
-                self.lease(py)?,
-            ],
-        )
-    }
-
-    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
-        match other.cast::<QueuedEvent>() {
-            Ok(other) => fields_equal(py, self._fields(py)?, other.get()._fields(py)?),
-            Err(_) => Ok(false),
-        }
-    }
-
-    fn __reduce__<'py>(
-        slf: &Bound<'py, Self>,
-    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
-        Ok((slf.get_type().into_any(), slf.get()._fields(slf.py())?))
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!(
-            "QueuedEvent(stream={}, type={}, id={}, delivery_count={})",
-            repr_of(py, &self.stream.clone_ref(py).into_any()),
-            repr_of(py, &self.event_type.clone_ref(py).into_any()),
-            repr_of(py, &self.id(py)?),
-            self.delivery_count
-        ))
-    }
+    repr(stream, r#type, id, delivery_count)
 }
 
-#[pyclass(frozen, module = "pgstreams", name = "DeadLetter")]
-pub struct DeadLetter {
-    pub id: LazyUuid,
-    #[pyo3(get)]
-    pub stream: Py<PyString>,
-    #[pyo3(get, name = "type")]
-    pub event_type: Py<PyString>,
-    #[pyo3(get)]
-    pub data: Py<PyAny>,
-    #[pyo3(get)]
-    pub metadata: Py<PyAny>,
-    pub correlation_id: Option<Py<PyString>>,
-    pub causation_id: Option<Py<PyString>>,
-    #[pyo3(get)]
-    pub delivery_count: i64,
-    pub enqueued_at: LazyTime,
-    pub failed_at: LazyTime,
-    #[pyo3(get)]
-    pub reason: Py<PyString>,
-}
-
-#[pymethods]
-impl DeadLetter {
-    #[new]
-    #[pyo3(signature = (id, stream, r#type, data, metadata, correlation_id, causation_id, delivery_count, enqueued_at, failed_at, reason))]
-    #[allow(clippy::too_many_arguments)]
-    fn py_new(
-        id: &Bound<'_, PyAny>,
-        stream: Bound<'_, PyString>,
-        r#type: Bound<'_, PyString>,
-        data: Bound<'_, PyAny>,
-        metadata: Bound<'_, PyAny>,
-        correlation_id: Option<&Bound<'_, PyAny>>,
-        causation_id: Option<&Bound<'_, PyAny>>,
+result_class! {
+    /// A message in the dead letter queue, with why it is there.
+    pub struct DeadLetter {
+        id: LazyUuid,
+        stream: Py<PyString>,
+        r#type: Py<PyString>,
+        data: Py<PyAny>,
+        metadata: Py<PyAny>,
+        correlation_id: Option<Py<PyString>>,
+        causation_id: Option<Py<PyString>>,
         delivery_count: i64,
-        enqueued_at: &Bound<'_, PyAny>,
-        failed_at: &Bound<'_, PyAny>,
-        reason: Bound<'_, PyString>,
-    ) -> PyResult<Self> {
-        Ok(DeadLetter {
-            id: LazyUuid::from_py(id)?,
-            stream: stream.unbind(),
-            event_type: r#type.unbind(),
-            data: data.unbind(),
-            metadata: metadata.unbind(),
-            correlation_id: optional_string(correlation_id, "correlation_id")?,
-            causation_id: optional_string(causation_id, "causation_id")?,
-            delivery_count,
-            enqueued_at: LazyTime::from_py(enqueued_at, "enqueued_at")?,
-            failed_at: LazyTime::from_py(failed_at, "failed_at")?,
-            reason: reason.unbind(),
-        })
+        enqueued_at: LazyTime,
+        failed_at: LazyTime,
+        reason: Py<PyString>,
     }
-
-    #[getter]
-    fn id(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.id.to_object(py)
-    }
-    #[getter]
-    fn correlation_id(&self, py: Python<'_>) -> Py<PyAny> {
-        optional(py, &self.correlation_id)
-    }
-    #[getter]
-    fn causation_id(&self, py: Python<'_>) -> Py<PyAny> {
-        optional(py, &self.causation_id)
-    }
-    #[getter]
-    fn enqueued_at(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.enqueued_at.to_object(py)
-    }
-    #[getter]
-    fn failed_at(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.failed_at.to_object(py)
-    }
-
-    fn _fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(
-            py,
-            [
-                self.id(py)?,
-                self.stream.clone_ref(py).into_any(),
-                self.event_type.clone_ref(py).into_any(),
-                self.data.clone_ref(py),
-                self.metadata.clone_ref(py),
-                self.correlation_id(py),
-                self.causation_id(py),
-                self.delivery_count.into_pyobject(py)?.into_any().unbind(),
-                self.enqueued_at(py)?,
-                self.failed_at(py)?,
-                self.reason.clone_ref(py).into_any(),
-            ],
-        )
-    }
-
-    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
-        match other.cast::<DeadLetter>() {
-            Ok(other) => fields_equal(py, self._fields(py)?, other.get()._fields(py)?),
-            Err(_) => Ok(false),
-        }
-    }
-
-    fn __reduce__<'py>(
-        slf: &Bound<'py, Self>,
-    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
-        Ok((slf.get_type().into_any(), slf.get()._fields(slf.py())?))
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!(
-            "DeadLetter(stream={}, type={}, id={}, reason={})",
-            repr_of(py, &self.stream.clone_ref(py).into_any()),
-            repr_of(py, &self.event_type.clone_ref(py).into_any()),
-            repr_of(py, &self.id(py)?),
-            repr_of(py, &self.reason.clone_ref(py).into_any())
-        ))
-    }
+    repr(stream, r#type, id, reason)
 }

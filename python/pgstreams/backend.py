@@ -1,0 +1,134 @@
+"""``Backend``: the primitives a store implements, and nothing else.
+
+The public API lives once, in :class:`pgstreams.base.StoreBase`: it checks every argument,
+refuses a closed store, turns durations into seconds and receipts and events into validated
+input (``_core.Receipts``, ``_core.EventBatch``), and only then calls one of these. So a
+primitive receives input that is already valid, and both stores raise the same errors, in the
+same order, for the same bad call. ``PostgresEventStore`` implements each primitive as one
+call into the Rust core; ``InMemoryEventStore`` as the same semantics over Python data.
+
+Services written on the base (offsets, queries, retention, replay, ...) add primitives here
+when they need the backend to do something new, never a second copy of a public method.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from . import _core
+from .events import DeadLetter, QueuedEvent, StoredEvent
+from .queue_stats import QueueStats, StreamMetadata
+
+
+class Backend(ABC):
+    """What each store provides. ``read_batch_size`` is how many events a read fetches at a
+    time. Every primitive may assume its arguments were checked and the store is open."""
+
+    read_batch_size: int
+
+    @property
+    @abstractmethod
+    def closed(self) -> bool:
+        """True once ``close()`` has run."""
+
+    @abstractmethod
+    async def _close(self) -> None:
+        """Releases what the store holds and wakes waiting calls. Runs once."""
+
+    @abstractmethod
+    async def _ping(self) -> dict[str, str]:
+        """``{"server_version", "database", "user"}``."""
+
+    @abstractmethod
+    def pool_status(self) -> dict[str, int]:
+        """``{"size", "available", "waiting", "max_size"}`` of the connection pool."""
+
+    # ------------------------------------------------------------------ persistent streams
+
+    @abstractmethod
+    async def _append(
+        self, stream: str, batch: _core.EventBatch, expected_version: int | None
+    ) -> list[int]:
+        """Appends the batch atomically (or recognizes a retry); returns the offsets."""
+
+    @abstractmethod
+    async def _read_stream(self, stream: str, offset: int, limit: int) -> Sequence[StoredEvent]:
+        """At most ``limit`` events of ``stream`` from ``offset``, in offset order."""
+
+    @abstractmethod
+    async def _read_all(self, after_position: int, limit: int) -> Sequence[StoredEvent]:
+        """At most ``limit`` events after ``after_position``, in position order."""
+
+    @abstractmethod
+    async def _stream_version(self, stream: str) -> int:
+        """The offset of the stream's last event; -1 for a stream never written."""
+
+    @abstractmethod
+    async def _list_streams(self) -> list[str]:
+        """Every persistent stream ever written, in code point order."""
+
+    @abstractmethod
+    async def _stream_metadata(self, stream: str) -> StreamMetadata | None:
+        """The seed's ``stream_metadata`` of one stream; None when never written."""
+
+    @abstractmethod
+    async def _commit_offset(self, stream: str, group: str, offset: int) -> bool:
+        """Stores ``offset`` as the next one ``group`` reads from ``stream``."""
+
+    @abstractmethod
+    async def _committed_offset(self, stream: str, group: str) -> int | None:
+        """The offset stored for ``group`` on ``stream``, or None."""
+
+    # ------------------------------------------------------------------ ephemeral streams
+
+    @abstractmethod
+    async def _enqueue(self, stream: str, batch: _core.EventBatch, delay: float) -> None:
+        """Queues the batch in order, skipping ids already queued or dead-lettered."""
+
+    @abstractmethod
+    async def _dequeue(
+        self,
+        stream: str,
+        consumer_id: str,
+        max_count: int,
+        visibility_timeout: float,
+        wait: float | None,
+        acks: _core.Receipts | None,
+    ) -> list[QueuedEvent]:
+        """Acknowledges ``acks``, then leases up to ``max_count`` messages in enqueue order;
+        with ``wait`` (seconds), waits that long at most for one to come."""
+
+    @abstractmethod
+    async def _acknowledge(self, receipts: _core.Receipts) -> int:
+        """Deletes the messages whose receipts still hold their lease; returns how many."""
+
+    @abstractmethod
+    async def _nack(self, receipt: _core.Receipts, requeue: bool, delay: float | None) -> bool:
+        """Requeues (after ``delay``, else the stream's backoff) or dead-letters one message."""
+
+    @abstractmethod
+    async def _extend_lease(self, receipt: _core.Receipts, visibility_timeout: float) -> bool:
+        """Keeps one message leased for ``visibility_timeout`` seconds from now."""
+
+    @abstractmethod
+    async def _queue_stats(self, stream: str) -> QueueStats:
+        """The queue's counts, read without writing: a message whose last lease expired
+        counts as a dead letter already."""
+
+    @abstractmethod
+    async def _dead_letters(self, stream: str, limit: int) -> list[DeadLetter]:
+        """The stream's dead letters (spent messages included), by failure time, then id."""
+
+    @abstractmethod
+    async def _redrive(self, stream: str, ids: list[uuid.UUID] | None) -> int:
+        """Moves dead letters (all, or those of ``ids``) back to the tail of the queue."""
+
+    @abstractmethod
+    async def _delete_dead_letters(self, stream: str, ids: list[uuid.UUID] | None) -> int:
+        """Deletes dead letters (all, or those of ``ids``); returns how many."""
+
+    @abstractmethod
+    async def _purge_queue(self, stream: str) -> int:
+        """Deletes every message of the stream, leased or not; returns how many."""

@@ -1,0 +1,302 @@
+"""``StoreBase``: the public API of both stores, written once over the backend primitives.
+
+Every public method here does the same four things, in this order: check each argument
+(raising ``ConfigurationError``/``SerializationError`` that names it), turn durations into
+seconds and events or receipts into validated input, refuse a closed store
+(``StoreClosedError``), then call one primitive of :class:`~pgstreams.backend.Backend`. A bad
+call therefore fails the same way on both stores, and before anything is sent or stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from . import _core
+from . import validation as check
+from .backend import Backend
+from .errors import ConfigurationError, StoreClosedError
+from .events import DeadLetter, Event, QueuedEvent, StoredEvent
+from .paging import paginate
+from .protocol import Receipt
+from .queue_stats import QueueStats, StreamMetadata
+
+__all__ = ["StoreBase"]
+
+
+class StoreBase(Backend):
+    """The event store and queue API shared by ``PostgresEventStore`` and
+    ``InMemoryEventStore``; see ``EventStore`` for the contract."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Later calls raise ``StoreClosedError``. Idempotent."""
+        if not self.closed:
+            await self._close()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StoreClosedError("the store is closed")
+
+    async def ping(self) -> dict[str, str]:
+        """``{"server_version", "database", "user"}``, proving the store answers."""
+        self._check_open()
+        return await self._ping()
+
+    # ------------------------------------------------------------------ persistent streams
+
+    async def append(
+        self,
+        stream: str,
+        event: Event,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> int:
+        """Appends one event; returns its offset. ``metadata`` is merged into the event's
+        (the argument wins)."""
+        check.check_stream(stream)
+        check.check_event(event)
+        if metadata:
+            event = event.with_metadata(metadata)
+        expected = check.check_expected_version(expected_version)
+        batch = _core.EventBatch([event])
+        self._check_open()
+        return (await self._append(stream, batch, expected))[0]
+
+    async def append_batch(
+        self, stream: str, events: Iterable[Event], *, expected_version: int | None = None
+    ) -> list[int]:
+        """Appends all events atomically (one transaction); returns their offsets."""
+        check.check_stream(stream)
+        listed = check.check_events(events)
+        expected = check.check_expected_version(expected_version)
+        batch = _core.EventBatch(listed)
+        self._check_open()
+        return await self._append(stream, batch, expected)
+
+    def read_stream(
+        self, stream: str, start_offset: int = 0, *, max_count: int | None = None
+    ) -> AsyncIterator[StoredEvent]:
+        """Events of ``stream`` from ``start_offset``, fetched ``read_batch_size`` at a time."""
+        check.check_stream(stream)
+        check.check_int(start_offset, "start_offset", minimum=0)
+
+        async def fetch(offset: int, limit: int) -> Sequence[StoredEvent]:
+            self._check_open()
+            return await self._read_stream(stream, offset, limit)
+
+        return paginate(
+            fetch,
+            start_offset,
+            lambda last: last.offset + 1,
+            check.check_optional_count(max_count, "max_count"),
+            self.read_batch_size,
+        )
+
+    def read_all(
+        self, after_position: int | None = None, *, max_count: int | None = None
+    ) -> AsyncIterator[StoredEvent]:
+        """Every event of every stream in increasing ``position``, after ``after_position``."""
+        start = (
+            -1
+            if after_position is None
+            else check.check_int(after_position, "after_position", minimum=-1)
+        )
+
+        async def fetch(position: int, limit: int) -> Sequence[StoredEvent]:
+            self._check_open()
+            return await self._read_all(position, limit)
+
+        return paginate(
+            fetch,
+            start,
+            lambda last: last.position,
+            check.check_optional_count(max_count, "max_count"),
+            self.read_batch_size,
+        )
+
+    async def get_stream_version(self, stream: str) -> int:
+        """Offset of the stream's last event; -1 for a stream never written."""
+        check.check_stream(stream)
+        self._check_open()
+        return await self._stream_version(stream)
+
+    async def list_streams(self) -> list[str]:
+        """Every persistent stream ever written, by name (code point order)."""
+        self._check_open()
+        return await self._list_streams()
+
+    async def get_stream_metadata(self, stream: str) -> StreamMetadata | None:
+        """Length, first and last offset, oldest and newest timestamp (None: never written)."""
+        check.check_stream(stream)
+        self._check_open()
+        return await self._stream_metadata(stream)
+
+    # ------------------------------------------------------------------ consumer offsets
+
+    async def commit_offset(self, stream: str, group: str, offset: int) -> bool:
+        """Stores the NEXT offset ``group`` will read from ``stream`` (Kafka-style)."""
+        check.check_stream(stream)
+        check.check_name(group, "group")
+        check.check_int(offset, "offset", minimum=0)
+        self._check_open()
+        return await self._commit_offset(stream, group, offset)
+
+    async def get_committed_offset(self, stream: str, group: str) -> int | None:
+        check.check_stream(stream)
+        check.check_name(group, "group")
+        self._check_open()
+        return await self._committed_offset(stream, group)
+
+    # ------------------------------------------------------------------ ephemeral streams
+
+    async def enqueue(
+        self, stream: str, event: Event, *, delay: float | timedelta | None = None
+    ) -> uuid.UUID:
+        """Queues one message; returns its id (an id already queued is a no-op)."""
+        check.check_stream(stream)
+        check.check_event(event)
+        seconds = check.check_delay(delay)
+        batch = _core.EventBatch([event], unique_ids=False)
+        self._check_open()
+        await self._enqueue(stream, batch, seconds)
+        return event.id
+
+    async def enqueue_batch(
+        self, stream: str, events: Iterable[Event], *, delay: float | timedelta | None = None
+    ) -> list[uuid.UUID]:
+        """Queues a batch atomically in one round trip (one NOTIFY); returns the ids in order.
+        An id repeated in the batch, or already queued, is queued once."""
+        check.check_stream(stream)
+        listed = check.check_events(events)
+        seconds = check.check_delay(delay)
+        batch = _core.EventBatch(listed, unique_ids=False)
+        self._check_open()
+        await self._enqueue(stream, batch, seconds)
+        return [event.id for event in listed]
+
+    async def dequeue(
+        self,
+        stream: str,
+        consumer_id: str,
+        visibility_timeout: float | timedelta = 30.0,
+        *,
+        wait: float | timedelta | None = None,
+    ) -> QueuedEvent | None:
+        """Leases the oldest visible message for ``visibility_timeout``; None when empty."""
+        batch = await self.dequeue_batch(stream, consumer_id, 1, visibility_timeout, wait=wait)
+        return batch[0] if batch else None
+
+    async def dequeue_batch(
+        self,
+        stream: str,
+        consumer_id: str,
+        max_count: int,
+        visibility_timeout: float | timedelta = 30.0,
+        *,
+        wait: float | timedelta | None = None,
+        acknowledge: Iterable[Receipt] | None = None,
+    ) -> list[QueuedEvent]:
+        """Leases up to ``max_count`` messages in enqueue order. ``acknowledge`` acks the
+        previous batch in the same step, saving a round trip per batch."""
+        check.check_stream(stream)
+        check.check_name(consumer_id, "consumer_id")
+        check.check_int(max_count, "max_count", minimum=1)
+        lease_seconds = check.check_timeout(visibility_timeout, "visibility_timeout")
+        wait_seconds = check.check_wait(wait)
+        acks = None if acknowledge is None else _core.Receipts(acknowledge)
+        self._check_open()
+        return await self._dequeue(
+            stream, consumer_id, max_count, lease_seconds, wait_seconds, acks
+        )
+
+    async def acknowledge(self, event_or_id: Receipt) -> bool:
+        """Deletes the message if this delivery (or, given an id, the current one) holds it."""
+        receipts = _core.Receipts([event_or_id])
+        self._check_open()
+        return await self._acknowledge(receipts) > 0
+
+    async def acknowledge_batch(self, events_or_ids: Iterable[Receipt]) -> int:
+        """Acknowledges many in one round trip; returns how many were acknowledged. One bad
+        receipt refuses the whole batch."""
+        receipts = _core.Receipts(events_or_ids)
+        self._check_open()
+        return await self._acknowledge(receipts)
+
+    async def nack(
+        self, event_or_id: Receipt, requeue: bool = True, *, delay: float | timedelta | None = None
+    ) -> bool:
+        """Gives the message back (requeue: same place, after the delay) or dead-letters it."""
+        if not isinstance(requeue, bool):
+            raise ConfigurationError("requeue must be a bool")
+        seconds = None if delay is None else check.check_delay(delay)
+        receipt = _core.Receipts([event_or_id])
+        self._check_open()
+        return await self._nack(receipt, requeue, seconds)
+
+    async def extend_lease(
+        self, queued_event: Receipt, visibility_timeout: float | timedelta
+    ) -> bool:
+        """Keeps the message leased for ``visibility_timeout`` from now."""
+        seconds = check.check_timeout(visibility_timeout, "visibility_timeout")
+        receipt = _core.Receipts([queued_event])
+        self._check_open()
+        return await self._extend_lease(receipt, seconds)
+
+    async def get_pending_count(self, stream: str) -> int:
+        """Visible + delayed + leased messages; dead letters excluded (a message whose last
+        allowed lease expired is one already)."""
+        stats = await self.get_queue_stats(stream)
+        return stats.visible + stats.delayed + stats.leased
+
+    async def get_queue_stats(self, stream: str) -> QueueStats:
+        """Visible, delayed, leased and dead messages of the stream, and the age of its
+        oldest message; a read that writes nothing."""
+        check.check_stream(stream)
+        self._check_open()
+        return await self._queue_stats(stream)
+
+    async def get_dead_letters(self, stream: str, *, limit: int = 100) -> list[DeadLetter]:
+        """The stream's dead letters, oldest failure first."""
+        check.check_stream(stream)
+        check.check_int(limit, "limit", minimum=1)
+        self._check_open()
+        return await self._dead_letters(stream, limit)
+
+    async def redrive_dead_letters(
+        self, stream: str, event_ids: Iterable[uuid.UUID | str] | None = None
+    ) -> int:
+        """Moves dead letters back to the tail of the queue (same id, delivery count 0)."""
+        check.check_stream(stream)
+        ids = None if event_ids is None else _core.parse_event_ids(event_ids)
+        self._check_open()
+        return await self._redrive(stream, ids)
+
+    async def delete_dead_letters(
+        self, stream: str, event_ids: Iterable[uuid.UUID | str] | None = None
+    ) -> int:
+        """Deletes dead letters (all of the stream's, or those of ``event_ids``)."""
+        check.check_stream(stream)
+        ids = None if event_ids is None else _core.parse_event_ids(event_ids)
+        self._check_open()
+        return await self._delete_dead_letters(stream, ids)
+
+    async def purge_queue(self, stream: str) -> int:
+        """Deletes every message of the stream (leased or not); dead letters stay."""
+        check.check_stream(stream)
+        self._check_open()
+        return await self._purge_queue(stream)
