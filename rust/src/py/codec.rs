@@ -66,8 +66,12 @@ pub fn param(value: &Bound<'_, PyAny>) -> PyResult<Value> {
     }
 }
 
-pub fn params(values: &Bound<'_, PyAny>) -> PyResult<Vec<Value>> {
-    values.try_iter()?.map(|v| param(&v?)).collect()
+/// The parameters of a statement (none when `values` is None).
+pub fn params(values: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Value>> {
+    match values {
+        Some(values) => values.try_iter()?.map(|v| param(&v?)).collect(),
+        None => Ok(Vec::new()),
+    }
 }
 
 fn cell(py: Python<'_>, row: &Row, index: usize) -> PyResult<Py<PyAny>> {

@@ -19,49 +19,34 @@ use crate::py::{bridge, codec, convert};
 use crate::runtime;
 use crate::store::Store;
 
-/// Rows of `events`, turned into `StoredEvent`s when handed back to Python.
-pub struct EventRows(Vec<Row>);
-/// Rows of a dequeue, turned into `QueuedEvent`s.
-pub struct QueuedRows(Vec<Row>);
-/// Rows of a dead-letter listing, turned into `DeadLetter`s.
-pub struct DeadLetterRows(Vec<Row>);
-/// Rows of any statement, turned into tuples.
-pub struct TupleRows(pub Vec<Row>);
+/// Fetched rows that become Python objects only when the result is handed to the event
+/// loop (`bridge::deliver`), the one moment the GIL is taken: `$name(rows)` is built by
+/// `$convert(py, &rows)`.
+macro_rules! rows_into_py {
+    ($($(#[$doc:meta])* $name:ident => $convert:path;)+) => {$(
+        $(#[$doc])*
+        pub struct $name(pub Vec<Row>);
 
-impl<'py> IntoPyObject<'py> for EventRows {
-    type Target = PyList;
-    type Output = Bound<'py, PyList>;
-    type Error = PyErr;
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        convert::stored_events(py, &self.0)
-    }
+        impl<'py> IntoPyObject<'py> for $name {
+            type Target = PyList;
+            type Output = Bound<'py, PyList>;
+            type Error = PyErr;
+            fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+                $convert(py, &self.0)
+            }
+        }
+    )+};
 }
 
-impl<'py> IntoPyObject<'py> for QueuedRows {
-    type Target = PyList;
-    type Output = Bound<'py, PyList>;
-    type Error = PyErr;
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        convert::queued_events(py, &self.0)
-    }
-}
-
-impl<'py> IntoPyObject<'py> for DeadLetterRows {
-    type Target = PyList;
-    type Output = Bound<'py, PyList>;
-    type Error = PyErr;
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        convert::dead_letters(py, &self.0)
-    }
-}
-
-impl<'py> IntoPyObject<'py> for TupleRows {
-    type Target = PyList;
-    type Output = Bound<'py, PyList>;
-    type Error = PyErr;
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        codec::rows_to_tuples(py, &self.0)
-    }
+rows_into_py! {
+    /// Rows of `events` -> `StoredEvent`s.
+    EventRows => convert::stored_events;
+    /// Rows of a dequeue -> `QueuedEvent`s.
+    QueuedRows => convert::queued_events;
+    /// Rows of a dead-letter listing -> `DeadLetter`s.
+    DeadLetterRows => convert::dead_letters;
+    /// Rows of any statement -> tuples.
+    TupleRows => codec::rows_to_tuples;
 }
 
 /// A list of `uuid.UUID`s (already checked by `batch::parse_event_ids`) -> owned ids.
@@ -168,10 +153,7 @@ impl Core {
         sql: String,
         params: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let values = match params {
-            Some(p) => codec::params(p)?,
-            None => Vec::new(),
-        };
+        let values = codec::params(params)?;
         self.spawn(py, |store| async move {
             let client = store.client().await?;
             let statement = client.prepare_cached(&sql).await?;

@@ -66,10 +66,7 @@ impl Session {
         sql: String,
         params: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let values = match params {
-            Some(p) => codec::params(p)?,
-            None => Vec::new(),
-        };
+        let values = codec::params(params)?;
         let client = Arc::clone(&self.client);
         bridge::awaitable(py, async move {
             let rows = with_client(&client, async |c| {
