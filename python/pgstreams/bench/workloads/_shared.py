@@ -1,0 +1,111 @@
+"""What several workloads share: the raw side's SQL pieces and the two appenders.
+
+Not a workload itself (the leading underscore keeps discovery away from it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from ...events import new_event_id
+from ...postgres import PostgresEventStore
+from ..errors import BenchmarkError
+from ..payloads import EVENT_TYPE, METADATA, Payloads, make_events
+from ..runner import expect
+
+EVENT_COPY_COLUMNS: Final = (
+    "stream_name",
+    "stream_offset",
+    "event_id",
+    "event_type",
+    "data",
+    "metadata",
+    "correlation_id",
+)
+# What pgstreams reads into a QueuedEvent; the raw side returns the same columns.
+QUEUE_RETURNING_COLUMNS: Final = (
+    "id, stream_name, event_type, data, metadata, correlation_id, causation_id, "
+    "delivery_attempts, enqueued_at, consumer_id, visible_at, lease_token"
+)
+ENQUEUE_BATCH: Final = 1000
+
+
+def raw_dequeue_sql(table: str, limit: int) -> str:
+    """The raw side's dequeue: one ``UPDATE … SKIP LOCKED … RETURNING`` that leases up to
+    ``limit`` visible messages of stream ``$1`` to consumer ``$2``."""
+    return (
+        f"UPDATE {table} SET delivery_attempts = delivery_attempts + 1, "
+        "lease_token = gen_random_uuid(), consumer_id = $2, leased_at = now(), "
+        "visible_at = now() + interval '30 seconds' "
+        f"WHERE id IN (SELECT id FROM {table} WHERE stream_name = $1 AND visible_at <= now() "
+        f"ORDER BY seq LIMIT {limit} FOR UPDATE SKIP LOCKED) "
+        f"RETURNING {QUEUE_RETURNING_COLUMNS}"
+    )
+
+
+class StoreAppender:
+    """pgstreams ``append_batch``, rotating over streams, checking the offsets it gets back."""
+
+    def __init__(
+        self, store: PostgresEventStore, streams: Sequence[str], batch: int, payloads: Payloads
+    ) -> None:
+        self.store = store
+        self.streams = streams
+        self.batch = batch
+        self.payloads = payloads
+        self.turn = 0
+        self.next_offset = dict.fromkeys(streams, 0)
+        self.appended = 0
+
+    async def step(self) -> int:
+        stream = self.streams[self.turn % len(self.streams)]
+        self.turn += 1
+        events = make_events(self.payloads.take(self.batch), f"corr-{self.turn}")
+        offsets = await self.store.append_batch(stream, events)
+        expected = self.next_offset[stream]
+        if len(offsets) != len(events) or offsets[0] != expected:
+            raise BenchmarkError(
+                f"append_batch to {stream} returned offsets {offsets[:3]}..., expected {expected}.."
+            )
+        self.next_offset[stream] = expected + len(events)
+        self.appended += len(events)
+        return len(events)
+
+
+class CopyAppender:
+    """Raw binary COPY into an ``events`` table, offsets computed client side."""
+
+    def __init__(
+        self,
+        conn: Any,
+        schema: str,
+        streams: Sequence[str],
+        batch: int,
+        payloads: Payloads,
+    ) -> None:
+        self.conn = conn
+        self.schema = schema
+        self.streams = streams
+        self.batch = batch
+        self.payloads = payloads
+        self.turn = 0
+        self.next_offset = dict.fromkeys(streams, 0)
+        self.appended = 0
+
+    async def step(self) -> int:
+        stream = self.streams[self.turn % len(self.streams)]
+        self.turn += 1
+        correlation_id = f"corr-{self.turn}"
+        base = self.next_offset[stream]
+        records = [
+            (stream, base + k, new_event_id(), EVENT_TYPE, p, METADATA, correlation_id)
+            for k, p in enumerate(self.payloads.take(self.batch))
+        ]
+        status = await self.conn.copy_records_to_table(
+            "events", records=records, columns=EVENT_COPY_COLUMNS, schema_name=self.schema
+        )
+        expect("COPY status", status, f"COPY {len(records)}")
+        self.next_offset[stream] = base + len(records)
+        self.appended += len(records)
+        return len(records)
