@@ -128,43 +128,32 @@ BEGIN
       AND (p_expected_version IS NULL OR version = p_expected_version)
     RETURNING version - p_count INTO v_version;
 
-    IF NOT FOUND THEN
-        SELECT s.version INTO v_version FROM {schema}.streams s WHERE s.stream_name = p_stream;
-        IF NOT FOUND AND coalesce(p_expected_version, -1) = -1 THEN
-            -- A new stream. A concurrent creator makes this insert do nothing; then the caller
-            -- sees a conflict if it asked for -1, otherwise it advances the created row.
-            INSERT INTO {schema}.streams (stream_name, version) VALUES (p_stream, p_count - 1)
-            ON CONFLICT (stream_name) DO NOTHING;
-            IF FOUND THEN
-                v_version := -1;
-            ELSIF p_expected_version IS NULL THEN
-                UPDATE {schema}.streams SET version = version + p_count, updated_at = now()
-                WHERE stream_name = p_stream RETURNING version - p_count INTO v_version;
-            ELSE
-                v_version := NULL;  -- expected -1, but another call created the stream first
-            END IF;
+    IF NOT FOUND AND coalesce(p_expected_version, -1) = -1 THEN
+        -- The stream may not exist yet. A concurrent creator makes this insert wait for it
+        -- and then do nothing; without an expected version, the row it committed is then
+        -- advanced like any other (never a conflict: nothing was expected).
+        INSERT INTO {schema}.streams (stream_name, version) VALUES (p_stream, p_count - 1)
+        ON CONFLICT (stream_name) DO NOTHING;
+        IF FOUND THEN
+            v_version := -1;
+        ELSIF p_expected_version IS NULL THEN
+            UPDATE {schema}.streams SET version = version + p_count, updated_at = now()
+            WHERE stream_name = p_stream RETURNING version - p_count INTO v_version;
+        END IF;
+    END IF;
+
+    IF v_version IS NULL THEN
+        -- The version did not match (or another call created the stream first while this
+        -- one expected -1). First see whether this call is a retry of one that committed.
+        SELECT * INTO v_existing FROM {schema}.classify_existing_events(p_stream, p_ids);
+        SELECT coalesce(max(s.version), -1) INTO v_version
+        FROM {schema}.streams s WHERE s.stream_name = p_stream;
+        IF v_existing.outcome = 'retry' THEN
+            RETURN QUERY SELECT 'retry'::text, v_existing.first_offset, v_version;
         ELSE
-            v_version := coalesce(v_version, -1);
-            -- Version mismatch: first see whether this call is a retry of one that committed.
-            SELECT * INTO v_existing FROM {schema}.classify_existing_events(p_stream, p_ids);
-            IF v_existing.outcome = 'retry' THEN
-                RETURN QUERY SELECT 'retry'::text, v_existing.first_offset, v_version;
-            ELSE
-                RETURN QUERY SELECT 'conflict'::text, NULL::bigint, v_version;
-            END IF;
-            RETURN;
+            RETURN QUERY SELECT 'conflict'::text, NULL::bigint, v_version;
         END IF;
-        IF v_version IS NULL THEN
-            -- Lost the race to create the stream while expecting -1.
-            SELECT * INTO v_existing FROM {schema}.classify_existing_events(p_stream, p_ids);
-            SELECT s.version INTO v_version FROM {schema}.streams s WHERE s.stream_name = p_stream;
-            IF v_existing.outcome = 'retry' THEN
-                RETURN QUERY SELECT 'retry'::text, v_existing.first_offset, v_version;
-            ELSE
-                RETURN QUERY SELECT 'conflict'::text, NULL::bigint, v_version;
-            END IF;
-            RETURN;
-        END IF;
+        RETURN;
     END IF;
 
     PERFORM pg_advisory_xact_lock({append_lock_key});
@@ -223,6 +212,10 @@ CREATE TABLE {schema}.consumer_registrations (
 -- Ephemeral streams
 -- ---------------------------------------------------------------------------------------
 
+-- One row per message, in every state: ready, delayed, leased, dead. A message never moves
+-- between tables, so no race can leave it in two places or in none (an enqueue of an id
+-- racing its nack to the dead letters once did both). The seed's dead_letter_queue and
+-- in_flight_events are views over it.
 CREATE TABLE {schema}.queue_events (
     id uuid PRIMARY KEY,
     -- Enqueue order; a nacked message keeps it (its place), a redriven one gets a new one.
@@ -234,61 +227,113 @@ CREATE TABLE {schema}.queue_events (
     correlation_id text,
     causation_id text,
     enqueued_at timestamptz NOT NULL DEFAULT now(),
-    -- When the message may next be delivered: enqueue time plus delay, or the end of the
-    -- current lease, or the end of a nack's retry delay.
-    visible_at timestamptz NOT NULL DEFAULT now(),
+    -- When the message may next be delivered. NULL: now (it is ready). Otherwise the end of
+    -- an enqueue delay, of a nack's retry delay or of the current lease; 'infinity' once dead.
+    visible_at timestamptz,
     delivery_attempts integer NOT NULL DEFAULT 0,
     max_delivery_attempts integer NOT NULL DEFAULT 5,
     -- The current (or last) lease: a token per delivery, like a receipt handle.
     lease_token uuid,
     consumer_id text,
-    leased_at timestamptz
+    leased_at timestamptz,
+    -- Set when the message becomes a dead letter (dead_letter() below), cleared by redrive.
+    failed_at timestamptz,
+    reason text
 );
--- Dequeue scans a stream in enqueue order, skipping what is not yet visible.
-CREATE INDEX queue_events_stream_seq_idx ON {schema}.queue_events (stream_name, seq);
+-- A dequeue picks the oldest ready messages from the first index and the messages whose
+-- time has come (delay over, lease expired) from the second, so it reads only messages it
+-- can deliver: a backlog of delayed or leased messages ahead of them costs it nothing.
+CREATE INDEX queue_events_ready_idx ON {schema}.queue_events (stream_name, seq)
+    WHERE visible_at IS NULL;
+CREATE INDEX queue_events_waiting_idx ON {schema}.queue_events (stream_name, visible_at)
+    WHERE visible_at IS NOT NULL;
+CREATE INDEX queue_events_dead_idx ON {schema}.queue_events (stream_name, failed_at, id)
+    WHERE failed_at IS NOT NULL;
 
--- The seed's visibility-timeout tracking, as a view over the lease columns: a separate table
--- would cost every dequeue and ack a second write.
+-- A message whose last allowed lease has expired can never be delivered again: it is a dead
+-- letter, whether or not a dequeue has marked it yet. Every count and listing uses this one
+-- definition (the planner inlines it, and the waiting index serves it).
+CREATE FUNCTION {schema}.is_spent(q {schema}.queue_events) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT q.lease_token IS NOT NULL AND q.visible_at <= now()
+           AND q.delivery_attempts >= q.max_delivery_attempts
+$$;
+
+-- The one way a message becomes a dead letter, used by nack, dequeue (a spent message it
+-- meets), the sweep below and redrive: the row stays, is marked dead and leaves every
+-- delivery path. Its failure time is the end of its last lease when that lease expired
+-- (so a listing of spent messages never changes when they are marked), else now.
+CREATE FUNCTION {schema}.dead_letter(p_ids uuid[], p_reason text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    UPDATE {schema}.queue_events q
+    SET failed_at = CASE WHEN p_reason = 'max_deliveries' AND q.lease_token IS NOT NULL
+                              AND q.visible_at <= now()
+                         THEN q.visible_at ELSE now() END,
+        reason = p_reason,
+        visible_at = 'infinity',
+        lease_token = NULL,
+        consumer_id = NULL,
+        leased_at = NULL
+    WHERE q.id = ANY(p_ids) AND q.failed_at IS NULL;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END $$;
+
+-- Puts dead letters of a stream (those of p_ids, or all) back at the tail of its queue, in
+-- failure order: same id, delivery count 0, a new seq. Spent messages are marked dead first,
+-- so they go back with the others.
+CREATE FUNCTION {schema}.redrive_dead_letters(p_stream text, p_ids uuid[]) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_id uuid;
+    v_count bigint := 0;
+    v_max integer := {schema}.max_delivery_attempts(p_stream);
+BEGIN
+    PERFORM {schema}.dead_letter(array_agg(q.id), 'max_deliveries')
+    FROM {schema}.queue_events q
+    WHERE q.stream_name = p_stream AND {schema}.is_spent(q) AND (p_ids IS NULL OR q.id = ANY(p_ids));
+    -- Row by row, so the new seqs follow the failure order (a set-based UPDATE draws them in
+    -- no defined order). Redrive is rare; correctness of the order matters more here.
+    FOR v_id IN
+        SELECT q.id FROM {schema}.queue_events q
+        WHERE q.stream_name = p_stream AND q.failed_at IS NOT NULL
+          AND (p_ids IS NULL OR q.id = ANY(p_ids))
+        ORDER BY q.failed_at, q.id
+        FOR UPDATE
+    LOOP
+        UPDATE {schema}.queue_events
+        SET seq = nextval('{schema}.queue_events_seq_seq'), failed_at = NULL, reason = NULL,
+            visible_at = NULL, delivery_attempts = 0, max_delivery_attempts = v_max
+        WHERE id = v_id;
+        v_count := v_count + 1;
+    END LOOP;
+    RETURN v_count;
+END $$;
+
+-- The seed's visibility-timeout tracking: the messages under a lease now.
 CREATE VIEW {schema}.in_flight_events AS
 SELECT id AS event_id, stream_name, consumer_id, lease_token, leased_at,
        visible_at AS lease_expires_at, delivery_attempts
 FROM {schema}.queue_events
 WHERE lease_token IS NOT NULL AND visible_at > now();
 
-CREATE TABLE {schema}.dead_letter_queue (
-    id uuid PRIMARY KEY,
-    stream_name text NOT NULL,
-    event_type text NOT NULL,
-    data jsonb NOT NULL,
-    metadata jsonb NOT NULL DEFAULT '{}'::jsonb,
-    correlation_id text,
-    causation_id text,
-    delivery_attempts integer NOT NULL,
-    enqueued_at timestamptz NOT NULL,
-    failed_at timestamptz NOT NULL DEFAULT now(),
-    reason text NOT NULL
-);
-CREATE INDEX dead_letter_queue_stream_idx ON {schema}.dead_letter_queue (stream_name, failed_at);
+-- The seed's dead letter queue: marked dead letters, and spent messages not marked yet.
+CREATE VIEW {schema}.dead_letter_queue AS
+SELECT q.id, q.stream_name, q.event_type, q.data, q.metadata, q.correlation_id,
+       q.causation_id, q.delivery_attempts, q.enqueued_at,
+       coalesce(q.failed_at, q.visible_at) AS failed_at,
+       coalesce(q.reason, 'max_deliveries') AS reason
+FROM {schema}.queue_events q
+WHERE q.failed_at IS NOT NULL OR {schema}.is_spent(q);
 
--- Moves every message whose last allowed delivery has expired to the dead letter queue
--- (reason 'max_deliveries'); returns how many. Dequeue does the same per stream inline.
+-- Marks every spent message dead (reason 'max_deliveries'); returns how many. Dequeue does
+-- the same for the messages it meets; nothing needs this to run for correctness.
 CREATE FUNCTION {schema}.cleanup_expired_in_flight() RETURNS integer
 LANGUAGE sql AS $$
-    WITH expired AS (
-        DELETE FROM {schema}.queue_events q
-        WHERE q.lease_token IS NOT NULL
-          AND q.visible_at <= now()
-          AND q.delivery_attempts >= q.max_delivery_attempts
-        RETURNING q.*
-    ), moved AS (
-        INSERT INTO {schema}.dead_letter_queue
-            (id, stream_name, event_type, data, metadata, correlation_id, causation_id,
-             delivery_attempts, enqueued_at, reason)
-        SELECT id, stream_name, event_type, data, metadata, correlation_id, causation_id,
-               delivery_attempts, enqueued_at, 'max_deliveries'
-        FROM expired
-        ON CONFLICT (id) DO NOTHING
-        RETURNING 1
-    )
-    SELECT count(*)::integer FROM moved
+    SELECT {schema}.dead_letter(array_agg(q.id), 'max_deliveries')::integer
+    FROM {schema}.queue_events q
+    WHERE {schema}.is_spent(q)
 $$;

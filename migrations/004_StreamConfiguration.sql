@@ -28,3 +28,16 @@ LANGUAGE sql STABLE AS $$
          WHERE c.stream_name = p_stream),
         5)
 $$;
+
+-- A nacked message's delay when the nack gives none: the stream's retry delay, growing by
+-- the backoff multiplier with each delivery when exponential backoff is on, at most
+-- max_retry_delay. NULL (no delay) for a stream without configuration.
+CREATE FUNCTION {schema}.retry_delay(p_stream text, p_delivery_attempts integer) RETURNS interval
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN c.enable_exponential_backoff
+                THEN least(c.retry_delay * power(c.backoff_multiplier, greatest(p_delivery_attempts - 1, 0)),
+                           coalesce(c.max_retry_delay,
+                                    c.retry_delay * power(c.backoff_multiplier, greatest(p_delivery_attempts - 1, 0))))
+                ELSE c.retry_delay END
+    FROM {schema}.stream_configurations c WHERE c.stream_name = p_stream
+$$;

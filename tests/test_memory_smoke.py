@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 import pytest
 
 from pgstreams import (
-    DatabaseError,
     Event,
     EventStore,
     InMemoryEventStore,
@@ -143,13 +142,3 @@ async def test_concurrent_consumers_never_share_a_message() -> None:
     delivered = [event_id for result in results for event_id in result]
     assert sorted(delivered) == sorted(ids)
     assert await store.get_pending_count("q") == 0
-
-
-async def test_a_delay_past_postgresql_timestamps_fails_as_there() -> None:
-    store = InMemoryEventStore()
-    with pytest.raises(DatabaseError) as raised:
-        await store.enqueue("q", Event("t", {}), delay=1e13)
-    assert raised.value.sqlstate == "22008"
-    # Beyond a Python datetime but within PostgreSQL's range: accepted, as there.
-    await store.enqueue("q", Event("t", {}), delay=1e12)
-    assert (await store.get_queue_stats("q")).delayed == 1

@@ -13,9 +13,10 @@ import math
 import numbers
 from datetime import timedelta
 
+from pgstreams._core import MAX_DURATION_SECONDS, MAX_STATEMENT_TIMEOUT_SECONDS
 from pgstreams.errors import ConfigurationError
 
-__all__ = ["to_seconds"]
+__all__ = ["MAX_DURATION_SECONDS", "MAX_STATEMENT_TIMEOUT_SECONDS", "to_seconds"]
 
 
 def to_seconds(
@@ -24,6 +25,7 @@ def to_seconds(
     *,
     allow_zero: bool = False,
     allow_none: bool = True,
+    maximum: float = MAX_DURATION_SECONDS,
 ) -> float | None:
     """Return ``value`` as a float number of seconds, or ``None`` when it is ``None``.
 
@@ -36,7 +38,9 @@ def to_seconds(
     ``bool`` (``True`` is an ``int`` in Python, but ``timeout=True`` is always a mistake), negative
     values, NaN and infinities (an infinite timeout is spelled ``None``, where allowed), zero unless
     ``allow_zero`` (a zero timeout would fail every call; a zero delay is meaningful), ``None``
-    unless ``allow_none``, and every other type.
+    unless ``allow_none``, more than ``maximum`` seconds (by default 100 years: what PostgreSQL
+    timestamps and the Rust core's clock can always hold; see ``rust/src/config.rs``), and
+    every other type.
     """
     if value is None:
         if allow_none:
@@ -55,7 +59,17 @@ def to_seconds(
             raise ConfigurationError(_message(name, value, allow_zero)) from None
     if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
         raise ConfigurationError(_message(name, value, allow_zero))
+    if seconds > maximum:
+        raise ConfigurationError(
+            f"{name} must be at most {maximum:.0f} seconds ({_spell(maximum)}), got {value!r}"
+        )
     return seconds
+
+
+def _spell(seconds: float) -> str:
+    """``3155760000`` -> ``100 years``; ``2147483`` -> ``24.9 days``."""
+    days = seconds / 86_400
+    return f"{days / 365.25:.3g} years" if days >= 365.25 else f"{days:.3g} days"
 
 
 def _message(name: str, value: object, allow_zero: bool) -> str:

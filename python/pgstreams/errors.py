@@ -14,6 +14,7 @@ __all__ = [
     "DatabaseError",
     "DuplicateEventError",
     "EventStreamingError",
+    "InternalError",
     "MigrationError",
     "SerializationError",
     "StoreClosedError",
@@ -73,3 +74,8 @@ class DatabaseError(EventStreamingError):
 
     def __reduce__(self) -> tuple[type, tuple[str, str | None]]:
         return (type(self), (str(self), self.sqlstate))
+
+
+class InternalError(EventStreamingError, RuntimeError):
+    """A bug in pgstreams (a panic in its Rust core, say), reported instead of hanging; the
+    message says what happened. Please report it."""

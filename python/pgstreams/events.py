@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._core import DeadLetter, QueuedEvent, StoredEvent
+from .errors import ConfigurationError, SerializationError
 
 __all__ = ["DeadLetter", "Event", "QueuedEvent", "StoredEvent", "new_event_id"]
 
@@ -60,12 +61,12 @@ class Event:
         causation_id: str | None = None,
     ) -> None:
         set_field = object.__setattr__
-        set_field(self, "type", type)
+        set_field(self, "type", _check_type(type))
         set_field(self, "data", data)
-        set_field(self, "metadata", dict(metadata) if metadata is not None else {})
-        set_field(self, "id", id if id is not None else new_event_id())
-        set_field(self, "correlation_id", correlation_id)
-        set_field(self, "causation_id", causation_id)
+        set_field(self, "metadata", _check_metadata(metadata))
+        set_field(self, "id", new_event_id() if id is None else _check_id(id))
+        set_field(self, "correlation_id", _check_optional_text(correlation_id, "correlation_id"))
+        set_field(self, "causation_id", _check_optional_text(causation_id, "causation_id"))
 
     def with_metadata(self, extra: Mapping[str, Any]) -> Event:
         """A copy whose metadata is this event's merged with ``extra`` (``extra`` wins)."""
@@ -77,3 +78,45 @@ class Event:
             correlation_id=self.correlation_id,
             causation_id=self.causation_id,
         )
+
+
+# The Event's own checks: a wrong type or value fails where the Event is made, naming the
+# argument. What its JSON may hold (and NUL or lone surrogates in its strings) is checked when
+# it is stored, by the Rust codec, which names the place (``events[2].data["x"]``).
+
+
+def _check_type(value: object) -> str:
+    if not isinstance(value, str):
+        raise SerializationError(f"Event type must be a str, got {type(value).__name__}")
+    if not value:
+        raise ConfigurationError("Event type must not be empty")
+    return value
+
+
+def _check_metadata(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SerializationError(
+            f"Event metadata must be a mapping (a dict) or None, got {type(value).__name__}"
+        )
+    return dict(value)
+
+
+def _check_id(value: object) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            raise ConfigurationError(f"Event id {value!r} is not a UUID") from None
+    raise SerializationError(
+        f"Event id must be a uuid.UUID (or its text), got {type(value).__name__}"
+    )
+
+
+def _check_optional_text(value: object, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise SerializationError(f"Event {name} must be a str or None, got {type(value).__name__}")

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Literal
 from . import _core
 from . import validation as check
 from .base import StoreBase
-from .errors import ConcurrencyError, DatabaseError, DuplicateEventError
+from .errors import ConcurrencyError, DuplicateEventError
 from .events import DeadLetter, QueuedEvent, StoredEvent
 from .queue_stats import QueueStats, StreamMetadata
 
@@ -42,9 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["InMemoryEventStore"]
 
-# Times are kept as integer microseconds since the Unix epoch, as PostgreSQL keeps timestamptz,
-# so a far-future delay behaves as there: accepted up to PostgreSQL's limit (year 294276, well
-# past what a Python datetime can hold), and refused beyond it with PostgreSQL's error.
+# Times are kept as integer microseconds since the Unix epoch, as PostgreSQL keeps timestamptz.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 DEFAULT_MAX_DELIVERY_ATTEMPTS = 5  # the column default of queue_events.max_delivery_attempts
@@ -62,19 +60,12 @@ def _now_us() -> int:
 
 
 def _later(now_us: int, seconds: float) -> int:
-    """``now() + make_interval(secs => seconds)``, with PostgreSQL's range check."""
-    at = now_us + round(seconds * 1_000_000)
-    if at >= _core.TIMESTAMP_END_MICROS:
-        raise DatabaseError("ERROR: timestamp out of range", "22008")
-    return at
+    """``now() + make_interval(secs => seconds)`` (durations are at most 100 years)."""
+    return now_us + round(seconds * 1_000_000)
 
 
 def _datetime(us: int) -> datetime:
-    try:
-        return _EPOCH + timedelta(microseconds=us)
-    except OverflowError:
-        # What building the datetime of such a row raises on the PostgreSQL path.
-        raise ValueError("year is out of range") from None
+    return _EPOCH + timedelta(microseconds=us)
 
 
 # ---------------------------------------------------------------------------------- rows
@@ -220,7 +211,9 @@ class InMemoryEventStore(StoreBase):
     events a read iterator takes from the store at a time."""
 
     def __init__(self, *, read_batch_size: int = 1000) -> None:
-        self.read_batch_size = check.check_int(read_batch_size, "read_batch_size", minimum=1)
+        self.read_batch_size = check.check_int(
+            read_batch_size, "read_batch_size", minimum=1, maximum=_core.MAX_READ_BATCH_SIZE
+        )
         self._closed = False
 
         # Persistent streams. `_versions` is the `streams` table: it outlives the events.
@@ -450,8 +443,7 @@ class InMemoryEventStore(StoreBase):
             dead_lettered = 0
             for message in picked:
                 if message.delivery_count >= message.max_deliveries:
-                    # It failed when its last lease expired (the dequeue statement's failed_at).
-                    self._dead_letter(message, "max_deliveries", message.visible_us)
+                    self._dead_letter(message, "max_deliveries", now)
                     dead_lettered += 1
                 else:
                     message.delivery_count += 1
@@ -582,15 +574,15 @@ class InMemoryEventStore(StoreBase):
         return [row.to_dead_letter() for row in rows[:limit]]
 
     async def _redrive(self, stream: str, ids: list[uuid.UUID] | None) -> int:
-        self._sweep_expired(stream)
+        """``redrive_dead_letters()`` of migration 001: spent messages are marked dead first,
+        then every dead letter goes back to the tail, in failure order."""
         wanted = None if ids is None else set(ids)
+        self._sweep_expired(stream, wanted)
         now = _now_us()
         max_deliveries = self._max_delivery_attempts(stream)
         redriven = 0
         for row in self._dead_rows(stream, wanted):
             del self._dead[row.id]
-            if row.id in self._messages:  # ON CONFLICT (id) DO NOTHING
-                continue
             self._insert_message(
                 _Message(
                     row.id,
@@ -613,16 +605,21 @@ class InMemoryEventStore(StoreBase):
         return redriven
 
     async def _delete_dead_letters(self, stream: str, ids: list[uuid.UUID] | None) -> int:
-        rows = self._dead_rows(stream, None if ids is None else set(ids))
+        """Dead letters, spent messages included (what ``_dead_letters`` lists)."""
+        wanted = None if ids is None else set(ids)
+        self._sweep_expired(stream, wanted)
+        rows = self._dead_rows(stream, wanted)
         for row in rows:
             del self._dead[row.id]
         return len(rows)
 
     async def _purge_queue(self, stream: str) -> int:
-        queue = self._queues.pop(stream, {})
-        for event_id in queue:
-            del self._messages[event_id]
-        return len(queue)
+        """Live messages only: spent ones are dead letters, which stay."""
+        now = _now_us()
+        live = [m for m in self._queues.get(stream, {}).values() if not m.spent(now)]
+        for message in live:
+            self._remove_message(message)
+        return len(live)
 
     # ------------------------------------------------------------------ queue internals
 
@@ -647,17 +644,23 @@ class InMemoryEventStore(StoreBase):
         if not queue:
             del self._queues[message.stream]
 
-    def _dead_letter(self, message: _Message, reason: str, failed_us: int) -> None:
-        """Moves a message to the dead letter queue, keeping its delivery count."""
+    def _dead_letter(self, message: _Message, reason: str, now: int) -> None:
+        """``dead_letter()`` of migration 001: the message becomes a dead letter, keeping its
+        delivery count. It failed when its last lease expired if it did, else now."""
+        expired = message.lease is not None and message.visible_us <= now
+        failed_us = message.visible_us if reason == "max_deliveries" and expired else now
         self._remove_message(message)
-        # ON CONFLICT (id) DO NOTHING: a dead letter already there stays as it is.
-        self._dead.setdefault(message.id, message.as_dead_row(reason, failed_us))
+        self._dead[message.id] = message.as_dead_row(reason, failed_us)
 
-    def _sweep_expired(self, stream: str) -> None:
-        """``sweep_expired``: moves the stream's spent messages to the dead letter queue."""
+    def _sweep_expired(self, stream: str, ids: set[uuid.UUID] | None) -> None:
+        """Marks the stream's spent messages (those of ``ids``, if given) dead."""
         now = _now_us()
-        for message in [m for m in self._queues.get(stream, {}).values() if m.spent(now)]:
-            self._dead_letter(message, "max_deliveries", message.visible_us)
+        for message in [
+            m
+            for m in self._queues.get(stream, {}).values()
+            if m.spent(now) and (ids is None or m.id in ids)
+        ]:
+            self._dead_letter(message, "max_deliveries", now)
 
     def _dead_rows(self, stream: str, ids: set[uuid.UUID] | None) -> list[_DeadRow]:
         """The stream's dead letters (those of ``ids`` if given), by failure time, then id."""

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import _core
+from .durations import MAX_STATEMENT_TIMEOUT_SECONDS
 from .errors import DatabaseError, MigrationError
 from .options import PostgresOptions
+from .validation import check_timeout
 
 __all__ = ["AppliedMigration", "DatabaseMigrator", "Migration", "load_migrations"]
 
@@ -89,10 +91,6 @@ def load_migrations(directory: Path | str | None = None) -> list[Migration]:
     return [migrations[v] for v in sorted(migrations)]
 
 
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 class DatabaseMigrator:
     """Applies the migrations to the schema of ``options``.
 
@@ -110,7 +108,9 @@ class DatabaseMigrator:
     ) -> None:
         self.options = PostgresOptions.coerce(options)
         self.migrations = load_migrations(migrations_dir)
-        self.lock_wait = lock_wait
+        self.lock_wait = check_timeout(
+            lock_wait, "lock_wait", maximum=MAX_STATEMENT_TIMEOUT_SECONDS
+        )
 
     @property
     def _schema(self) -> str:
@@ -124,12 +124,9 @@ class DatabaseMigrator:
         """``{"server_version", "database", "user"}`` of the server migrations go to."""
         session = await self._open()
         try:
-            rows = await session.query(
-                "SELECT current_setting('server_version'), current_database()::text, current_user::text"
-            )
+            version, database, user = await session.ping()
         finally:
             await session.close()
-        version, database, user = rows[0]
         return {"server_version": version, "database": database, "user": user}
 
     async def applied(self) -> list[AppliedMigration]:
@@ -140,22 +137,19 @@ class DatabaseMigrator:
             await session.close()
 
     async def _applied(self, session: _core.Session) -> list[AppliedMigration]:
-        rows = await session.query(
-            "SELECT to_regclass($1)::text", [f"{self._schema}.schema_version"]
-        )
-        if rows[0][0] is None:
-            return []
-        rows = await session.query(
-            f"SELECT version, description, checksum FROM {self._schema}.schema_version ORDER BY version"
-        )
-        return [AppliedMigration(int(v), str(d), c) for v, d, c in rows]
+        rows = await session.applied_migrations(self.options.schema_name)
+        return [AppliedMigration(*row) for row in rows]
 
     async def get_current_version(self) -> int:
         applied = await self.applied()
         return max((m.version for m in applied), default=0)
 
     async def pending(self) -> list[Migration]:
-        applied = await self.applied()
+        return self.pending_of(await self.applied())
+
+    def pending_of(self, applied: list[AppliedMigration]) -> list[Migration]:
+        """What ``migrate()`` would apply to a schema where ``applied`` are; an applied file
+        changed since is an error (``MigrationError``)."""
         self._check_unchanged(applied)
         done = {m.version for m in applied}
         return [m for m in self.migrations if m.version not in done]
@@ -177,37 +171,9 @@ class DatabaseMigrator:
                 f"(schema {self._schema}); restore the original files or repair schema_version by hand"
             )
 
-    def _bootstrap_sql(self) -> str:
-        return (
-            f"CREATE SCHEMA IF NOT EXISTS {self._schema};\n"
-            f"CREATE TABLE IF NOT EXISTS {self._schema}.schema_version (\n"
-            "    version integer PRIMARY KEY,\n"
-            "    description text NOT NULL,\n"
-            "    applied_at timestamptz NOT NULL DEFAULT now(),\n"
-            "    checksum text\n"
-            ");\n"
-        )
-
     def _record_sql(self, migration: Migration) -> str:
-        return (
-            f"INSERT INTO {self._schema}.schema_version (version, description, checksum) "
-            f"VALUES ({migration.version}, {_sql_literal(migration.description)}, "
-            f"{_sql_literal(migration.checksum)});\n"
-        )
-
-    def _index_sql(self) -> str:
-        """Keeps the GIN index on event data in line with ``event_data_index``."""
-        if self.options.event_data_index:
-            change = (
-                f"CREATE INDEX IF NOT EXISTS events_data_idx ON {self._schema}.events "
-                "USING gin (data jsonb_path_ops)"
-            )
-        else:
-            change = f"DROP INDEX IF EXISTS {self._schema}.events_data_idx"
-        return (
-            "DO $pgstreams$ BEGIN "
-            f"IF to_regclass('{self._schema}.events') IS NOT NULL THEN EXECUTE "
-            f"{_sql_literal(change)}; END IF; END $pgstreams$;\n"
+        return _core.migration_record_sql(
+            self.options.schema_name, migration.version, migration.description, migration.checksum
         )
 
     def script(self, migrations: list[Migration] | None = None) -> str:
@@ -216,7 +182,7 @@ class DatabaseMigrator:
         chosen = self.migrations if migrations is None else migrations
         parts = [
             f"-- pgstreams migrations for schema {self._schema}\n",
-            self._bootstrap_sql(),
+            _core.migration_bootstrap_sql(self.options.schema_name),
         ]
         for migration in chosen:
             parts.append(f"\n-- {migration.file_name}\nBEGIN;\n")
@@ -224,22 +190,27 @@ class DatabaseMigrator:
             parts.append(self._record_sql(migration))
             parts.append("COMMIT;\n")
         if not self.options.event_data_index:
-            parts.append("\n" + self._index_sql())
+            index = _core.event_data_index_sql(self.options.schema_name, False, False)
+            parts.append(f"\n{index};\n")
         return "".join(parts)
 
-    async def migrate(self) -> list[int]:
-        """Applies the pending migrations in version order; returns their versions."""
+    async def migrate(self, *, adjust_event_data_index: bool = True) -> list[int]:
+        """Applies the pending migrations in version order; returns their versions.
+
+        Then, unless ``adjust_event_data_index`` is False, brings the GIN index on event data
+        in line with ``event_data_index`` (building or dropping it concurrently on a table
+        that has rows, so appends go on). ``connect()`` passes False: a process start never
+        touches an index of a live table; a fresh schema gets the option applied anyway."""
         session = await self._open()
         try:
             await self._lock(session)
-            await self._run(session, "creating the schema", self._bootstrap_sql())
-            applied = await self._applied(session)
-            self._check_unchanged(applied)
-            done = {m.version for m in applied}
+            await self._run(
+                session,
+                "creating the schema",
+                _core.migration_bootstrap_sql(self.options.schema_name),
+            )
             versions = []
-            for migration in self.migrations:
-                if migration.version in done:
-                    continue
+            for migration in self.pending_of(await self._applied(session)):
                 # One simple-protocol message with several statements runs as one implicit
                 # transaction: the migration and its schema_version row commit together or
                 # not at all.
@@ -254,19 +225,47 @@ class DatabaseMigrator:
                     self._schema,
                 )
                 versions.append(migration.version)
-            await self._run(session, "adjusting the event data index", self._index_sql())
+            if adjust_event_data_index or 1 in versions:
+                await self._adjust_event_data_index(session)
             return versions
         finally:
             await session.close()
 
+    async def _adjust_event_data_index(self, session: _core.Session) -> None:
+        """Builds or drops the GIN index on event data as ``event_data_index`` says."""
+        schema = self.options.schema_name
+        state = await session.event_data_index_state(schema)
+        if state is None:
+            return
+        exists, valid, has_rows = state
+        wanted = self.options.event_data_index
+        if exists == wanted and (valid or not wanted):
+            return
+        if exists and wanted and not valid:
+            # A concurrent build that failed leaves an invalid index behind: drop it first.
+            await self._run(
+                session,
+                "dropping an invalid event data index",
+                _core.event_data_index_sql(schema, False, has_rows),
+            )
+        if has_rows:
+            log.info(
+                "pgstreams: %s the GIN index on event data of schema %s concurrently; "
+                "appends go on meanwhile",
+                "building" if wanted else "dropping",
+                self._schema,
+            )
+        await self._run(
+            session,
+            "adjusting the event data index",
+            _core.event_data_index_sql(schema, wanted, has_rows),
+        )
+
     async def _lock(self, session: _core.Session) -> None:
         """Waits (bounded) for any other process migrating this schema."""
-        millis = max(1, int(self.lock_wait * 1000))
-        await session.execute(f"SET lock_timeout = {millis}")
         try:
-            await session.query(
-                "SELECT pg_advisory_lock($1, $2)",
-                [MIGRATION_LOCK_CLASS, schema_lock_key(self.options.schema_name)],
+            await session.lock_migrations(
+                MIGRATION_LOCK_CLASS, schema_lock_key(self.options.schema_name), self.lock_wait
             )
         except DatabaseError as error:
             if error.sqlstate == "55P03":
@@ -275,7 +274,6 @@ class DatabaseMigrator:
                     f"migrating schema {self._schema}"
                 ) from error
             raise
-        await session.execute("SET lock_timeout = 0")
 
     async def _run(self, session: _core.Session, what: str, sql: str) -> None:
         try:

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final, TypedDict, TypeVar, cast
 
+from pgstreams._core import MAX_POOL_SIZE, MAX_READ_BATCH_SIZE
 from pgstreams.connstr import ConnectionSettings, parse_connection_string, redact
-from pgstreams.durations import to_seconds
+from pgstreams.durations import MAX_DURATION_SECONDS, MAX_STATEMENT_TIMEOUT_SECONDS, to_seconds
 from pgstreams.errors import ConfigurationError
 
 __all__ = ["CoreConfig", "PostgresOptions"]
@@ -177,8 +178,12 @@ class PostgresOptions:
                 return from_string[name] if mentioned.get(name) else value.value
             return value
 
-        resolved_max = _check_count(resolve("max_pool_size"), "max_pool_size", minimum=1)
-        resolved_min = _check_count(resolve("min_pool_size"), "min_pool_size", minimum=0)
+        resolved_max = _check_count(
+            resolve("max_pool_size"), "max_pool_size", minimum=1, maximum=MAX_POOL_SIZE
+        )
+        resolved_min = _check_count(
+            resolve("min_pool_size"), "min_pool_size", minimum=0, maximum=MAX_POOL_SIZE
+        )
         if resolved_min > resolved_max:
             raise ConfigurationError(
                 f"min_pool_size ({resolved_min}) must not exceed max_pool_size ({resolved_max})"
@@ -188,9 +193,14 @@ class PostgresOptions:
             "schema_name": _check_schema_name(resolve("schema_name")),
             "auto_migrate": _check_bool(resolve("auto_migrate"), "auto_migrate"),
             "read_batch_size": _check_count(
-                resolve("read_batch_size"), "read_batch_size", minimum=1
+                resolve("read_batch_size"),
+                "read_batch_size",
+                minimum=1,
+                maximum=MAX_READ_BATCH_SIZE,
             ),
-            "command_timeout": _check_timeout(resolve("command_timeout"), "command_timeout"),
+            "command_timeout": _check_timeout(
+                resolve("command_timeout"), "command_timeout", MAX_STATEMENT_TIMEOUT_SECONDS
+            ),
             "max_pool_size": resolved_max,
             "min_pool_size": resolved_min,
             "connect_timeout": _check_timeout(resolve("connect_timeout"), "connect_timeout"),
@@ -328,19 +338,22 @@ def _check_bool(value: object, name: str) -> bool:
     return value
 
 
-def _check_count(value: object, name: str, *, minimum: int) -> int:
-    """A whole number (not a bool, not a float) of at least ``minimum``."""
+def _check_count(value: object, name: str, *, minimum: int, maximum: int) -> int:
+    """A whole number (not a bool, not a float) from ``minimum`` to ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ConfigurationError(f"{name} must be an int, got {value!r}")
     count = int(value)
     if count < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum}, got {count}")
+    if count > maximum:
+        raise ConfigurationError(f"{name} must be at most {maximum}, got {count}")
     return count
 
 
-def _check_timeout(value: object, name: str) -> float | None:
-    """Positive seconds or a timedelta; ``None`` means no limit (to_seconds checks the type)."""
-    return to_seconds(cast("float | timedelta | None", value), name)
+def _check_timeout(value: object, name: str, maximum: float = MAX_DURATION_SECONDS) -> float | None:
+    """Positive seconds or a timedelta, at most ``maximum``; ``None`` means no limit
+    (to_seconds checks the type)."""
+    return to_seconds(cast("float | timedelta | None", value), name, maximum=maximum)
 
 
 def _local_user() -> str:

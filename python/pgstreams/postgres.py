@@ -15,7 +15,7 @@ from . import _core
 from .base import StoreBase
 from .errors import MigrationError
 from .events import DeadLetter, QueuedEvent, StoredEvent
-from .migrator import DatabaseMigrator
+from .migrator import AppliedMigration, DatabaseMigrator
 from .options import PostgresOptions
 from .queue_stats import QueueStats, StreamMetadata
 
@@ -127,22 +127,26 @@ class PostgresEventStore(StoreBase):
 
 
 async def _open(options: PostgresOptions) -> PostgresEventStore:
+    """Connects, then reads ``schema_version``; only when migrations are pending does it
+    migrate (``auto_migrate``) or refuse. A schema that is up to date costs one read and no
+    DDL: a role with only USAGE, SELECT/INSERT/UPDATE/DELETE and EXECUTE can connect, and a
+    process start never waits behind the appends of others."""
     core = _core.Core(options.to_core_config())
     try:
         await core.connect()
         migrator = DatabaseMigrator(options)
-        if options.auto_migrate:
-            applied = await migrator.migrate()
-            if applied:
-                log.info("pgstreams: migrated %s to version %s", options.describe(), applied[-1])
-        else:
-            pending = await migrator.pending()
-            if pending:
-                raise MigrationError(
-                    f'schema "{options.schema_name}" has pending migrations: '
-                    f"{', '.join(m.file_name for m in pending)}; run `pgstreams migrate` "
-                    "(or DatabaseMigrator(options).migrate()), or connect with auto_migrate=True"
-                )
+        applied = [AppliedMigration(*row) for row in await core.applied_migrations()]
+        pending = migrator.pending_of(applied)
+        if pending and options.auto_migrate:
+            versions = await migrator.migrate(adjust_event_data_index=False)
+            if versions:
+                log.info("pgstreams: migrated %s to version %s", options.describe(), versions[-1])
+        elif pending:
+            raise MigrationError(
+                f'schema "{options.schema_name}" has pending migrations: '
+                f"{', '.join(m.file_name for m in pending)}; run `pgstreams migrate` "
+                "(or DatabaseMigrator(options).migrate()), or connect with auto_migrate=True"
+            )
     except BaseException:
         core.close()
         raise

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from .durations import to_seconds
+from .durations import MAX_DURATION_SECONDS, to_seconds
 from .errors import ConfigurationError, SerializationError
 from .events import Event
 
@@ -35,13 +35,17 @@ def check_stream(value: object) -> str:
     return check_name(value, "stream")
 
 
-def check_int(value: object, what: str, *, minimum: int) -> int:
+def check_int(value: object, what: str, *, minimum: int, maximum: int = 2**63 - 1) -> int:
+    """An ``int`` (not a bool) from ``minimum`` to ``maximum`` (by default, what a signed
+    64-bit PostgreSQL ``bigint`` holds)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigurationError(f"{what} must be an int, got {type(value).__name__}")
     if value < minimum:
         raise ConfigurationError(f"{what} must be at least {minimum}, got {value}")
-    if value >= 2**63:
-        raise ConfigurationError(f"{what} must fit in 64 bits, got {value}")
+    if value > maximum:
+        if maximum == 2**63 - 1:
+            raise ConfigurationError(f"{what} must fit in 64 bits, got {value}")
+        raise ConfigurationError(f"{what} must be at most {maximum}, got {value}")
     return value
 
 
@@ -69,8 +73,10 @@ def check_events(events: Iterable[Any]) -> list[Any]:
     return list(events)
 
 
-def check_timeout(value: float | timedelta, what: str) -> float:
-    seconds = to_seconds(value, what, allow_none=False)
+def check_timeout(
+    value: float | timedelta, what: str, *, maximum: float = MAX_DURATION_SECONDS
+) -> float:
+    seconds = to_seconds(value, what, allow_none=False, maximum=maximum)
     assert seconds is not None
     return seconds
 

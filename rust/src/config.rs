@@ -88,14 +88,46 @@ impl std::fmt::Debug for CoreConfig {
     }
 }
 
-fn seconds(name: &str, value: Option<f64>) -> CoreResult<Option<Duration>> {
-    match value {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => Err(CoreError::Configuration(format!(
-            "{name} must be a positive number of seconds, got {s}"
-        ))),
+/// PostgreSQL's own ceiling on `max_connections`: a pool cannot usefully be larger.
+pub const MAX_POOL_SIZE: usize = 262_143;
+
+/// How many events one read may fetch at a time (a batch is held in memory whole).
+pub const MAX_READ_BATCH_SIZE: i64 = 1_000_000;
+
+/// The longest duration any argument may give (a visibility timeout, a delay, a wait, a
+/// connect or pool timeout): 100 years. Longer ones mean "forever" in practice, and past it the
+/// arithmetic stops being safe: PostgreSQL's timestamps end in the year 294276, and tokio's
+/// clock overflows around 9.2e18 seconds (a `wait` of 1e19 once panicked inside a task).
+pub const MAX_DURATION_SECONDS: f64 = 100.0 * 365.25 * 86_400.0;
+
+/// The longest `command_timeout`: PostgreSQL's `statement_timeout` is a 32-bit count of
+/// milliseconds (about 24.8 days).
+pub const MAX_STATEMENT_TIMEOUT_SECONDS: f64 = 2_147_483.0;
+
+/// A duration argument in seconds, checked: finite, positive (or zero where `allow_zero`),
+/// and at most `max`. The error names the argument.
+pub fn duration(name: &str, seconds: f64, allow_zero: bool, max: f64) -> CoreResult<Duration> {
+    let kind = if allow_zero {
+        "non-negative"
+    } else {
+        "positive"
+    };
+    if !seconds.is_finite() || seconds < 0.0 || (seconds == 0.0 && !allow_zero) {
+        return Err(CoreError::Configuration(format!(
+            "{name} must be a {kind} number of seconds, got {seconds}"
+        )));
     }
+    if seconds > max {
+        return Err(CoreError::Configuration(format!(
+            "{name} must be at most {max} seconds, got {seconds}"
+        )));
+    }
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|e| CoreError::Configuration(format!("{name}: {e}")))
+}
+
+fn optional_duration(name: &str, value: Option<f64>, max: f64) -> CoreResult<Option<Duration>> {
+    value.map(|s| duration(name, s, false, max)).transpose()
 }
 
 /// A schema name is spliced into SQL (identifiers cannot be bind parameters), so it must be
@@ -116,15 +148,18 @@ pub fn validate_identifier(name: &str) -> CoreResult<()> {
 impl CoreConfig {
     pub fn from_raw(raw: RawCoreConfig) -> CoreResult<Self> {
         validate_identifier(&raw.schema_name)?;
-        if raw.max_pool_size == 0 || raw.min_pool_size > raw.max_pool_size {
-            return Err(CoreError::Configuration(
-                "max_pool_size must be at least 1 and min_pool_size at most max_pool_size".into(),
-            ));
+        if raw.max_pool_size == 0
+            || raw.max_pool_size > MAX_POOL_SIZE
+            || raw.min_pool_size > raw.max_pool_size
+        {
+            return Err(CoreError::Configuration(format!(
+                "max_pool_size must be 1 to {MAX_POOL_SIZE} and min_pool_size at most max_pool_size"
+            )));
         }
-        if raw.read_batch_size < 1 {
-            return Err(CoreError::Configuration(
-                "read_batch_size must be at least 1".into(),
-            ));
+        if !(1..=MAX_READ_BATCH_SIZE).contains(&raw.read_batch_size) {
+            return Err(CoreError::Configuration(format!(
+                "read_batch_size must be 1 to {MAX_READ_BATCH_SIZE}"
+            )));
         }
         Ok(CoreConfig {
             host: raw.host,
@@ -135,11 +170,23 @@ impl CoreConfig {
             ssl_mode: SslMode::parse(&raw.ssl_mode)?,
             ssl_root_cert: raw.ssl_root_cert,
             application_name: raw.application_name.unwrap_or_else(|| "pgstreams".into()),
-            connect_timeout: seconds("connect_timeout", raw.connect_timeout)?,
-            command_timeout: seconds("command_timeout", raw.command_timeout)?,
+            connect_timeout: optional_duration(
+                "connect_timeout",
+                raw.connect_timeout,
+                MAX_DURATION_SECONDS,
+            )?,
+            command_timeout: optional_duration(
+                "command_timeout",
+                raw.command_timeout,
+                MAX_STATEMENT_TIMEOUT_SECONDS,
+            )?,
             max_pool_size: raw.max_pool_size,
             min_pool_size: raw.min_pool_size,
-            pool_timeout: seconds("pool_timeout", raw.pool_timeout)?,
+            pool_timeout: optional_duration(
+                "pool_timeout",
+                raw.pool_timeout,
+                MAX_DURATION_SECONDS,
+            )?,
             schema_name: raw.schema_name,
             read_batch_size: raw.read_batch_size,
             listen_notify: raw.listen_notify,

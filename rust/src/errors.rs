@@ -3,7 +3,6 @@
 //!
 //! PostgreSQL errors are classified by SQLSTATE (never by message text) and keep it.
 
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use tokio_postgres::error::SqlState;
 
@@ -14,6 +13,7 @@ pyo3::import_exception!(pgstreams.errors, ConfigurationError);
 pyo3::import_exception!(pgstreams.errors, StoreClosedError);
 pyo3::import_exception!(pgstreams.errors, StoreTimeoutError);
 pyo3::import_exception!(pgstreams.errors, DatabaseError);
+pyo3::import_exception!(pgstreams.errors, InternalError);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -35,6 +35,11 @@ pub enum CoreError {
     Configuration(String),
     #[error("the store is closed")]
     Closed,
+    #[error(
+        "this store was opened in process {opened_in} and cannot be used in process {used_in}, \
+         which was forked from it: open a new store in this process (after the fork)"
+    )]
+    Forked { opened_in: u32, used_in: u32 },
     #[error("{0}")]
     Timeout(String),
     #[error("{0}")]
@@ -97,6 +102,21 @@ fn describe_postgres_error(error: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Did the driver give up on a timeout (`connect_timeout`)? Decided by the I/O error kind in
+/// the error's causes, never by its text.
+fn timed_out(error: &tokio_postgres::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        source = cause.source();
+    }
+    false
+}
+
 impl From<CoreError> for PyErr {
     fn from(error: CoreError) -> PyErr {
         match error {
@@ -112,7 +132,7 @@ impl From<CoreError> for PyErr {
                         format!("the connection to PostgreSQL was lost: {message}"),
                         Option::<String>::None,
                     )),
-                    None if message.contains("timeout") || message.contains("timed out") => {
+                    None if timed_out(&e) => {
                         StoreTimeoutError::new_err(format!("connect timed out: {message}"))
                     }
                     None => DatabaseError::new_err((message, Option::<String>::None)),
@@ -127,10 +147,11 @@ impl From<CoreError> for PyErr {
             CoreError::Serialization(m) => SerializationError::new_err(m),
             CoreError::Configuration(m) => ConfigurationError::new_err(m),
             CoreError::Closed => StoreClosedError::new_err("the store is closed"),
+            forked @ CoreError::Forked { .. } => StoreClosedError::new_err(forked.to_string()),
             CoreError::Timeout(m) => StoreTimeoutError::new_err(m),
             CoreError::Connection(m) => DatabaseError::new_err((m, Option::<String>::None)),
             CoreError::Internal(m) => {
-                PyRuntimeError::new_err(format!("pgstreams internal error: {m}"))
+                InternalError::new_err(format!("pgstreams internal error: {m}"))
             }
         }
     }

@@ -24,13 +24,19 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::batch::Receipts>()?;
     m.add_function(wrap_pyfunction!(py::batch::parse_event_ids, m)?)?;
     m.add_function(wrap_pyfunction!(py::bridge::_shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(py::session::migration_bootstrap_sql, m)?)?;
+    m.add_function(wrap_pyfunction!(py::session::migration_record_sql, m)?)?;
+    m.add_function(wrap_pyfunction!(py::session::event_data_index_sql, m)?)?;
     m.add_function(wrap_pyfunction!(py::codec::json_dumps, m)?)?;
     m.add_function(wrap_pyfunction!(py::codec::json_loads, m)?)?;
     m.add("BUNDLED_MIGRATIONS", migrations::BUNDLED.to_vec())?;
+    m.add("MAX_DURATION_SECONDS", config::MAX_DURATION_SECONDS)?;
     m.add(
-        "TIMESTAMP_END_MICROS",
-        db::pgtypes::TIMESTAMP_END_UNIX_MICROS,
+        "MAX_STATEMENT_TIMEOUT_SECONDS",
+        config::MAX_STATEMENT_TIMEOUT_SECONDS,
     )?;
+    m.add("MAX_POOL_SIZE", config::MAX_POOL_SIZE)?;
+    m.add("MAX_READ_BATCH_SIZE", config::MAX_READ_BATCH_SIZE)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,22 +1,35 @@
 //! The state one `PostgresEventStore` shares across its calls: configuration, pool, the
-//! statements for its schema and the LISTEN task.
+//! statements for its schema and the LISTEN task; and `PooledConnection`, the connection a
+//! call borrows from the pool.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Object, Pool};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::CoreConfig;
 use crate::db::connection::build_pool;
 use crate::db::listener::Listener;
 use crate::db::sql::Sql;
 use crate::errors::{CoreError, CoreResult};
+use crate::{runtime, tls};
+
+/// How long a connection whose call was cancelled may take to become idle after the server
+/// was asked to cancel its statement; past it the connection is closed instead of reused.
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Store {
     pub config: CoreConfig,
     pub pool: Pool,
     pub sql: Sql,
     pub listener: Option<Arc<Listener>>,
+    /// For cancel requests, which open a connection of their own.
+    tls: MakeRustlsConnect,
+    /// The process that opened the pool: its connections are that process's sockets.
+    pid: u32,
     closed: AtomicBool,
 }
 
@@ -29,19 +42,38 @@ impl Store {
             .listen_notify
             .then(|| Listener::new(config.clone(), sql.notify_channel.clone()));
         Ok(Store {
+            tls: tls::connector(&config)?,
             config,
             pool,
             sql,
             listener,
+            pid: std::process::id(),
             closed: AtomicBool::new(false),
         })
     }
 
-    pub async fn client(&self) -> CoreResult<deadpool_postgres::Client> {
+    /// Refuses a store used after `close()`, or in a process forked from the one that opened
+    /// it (its connections are the parent's sockets, its tasks the parent's threads).
+    pub fn check_usable(&self) -> CoreResult<()> {
+        let pid = std::process::id();
+        if pid != self.pid {
+            return Err(CoreError::Forked {
+                opened_in: self.pid,
+                used_in: pid,
+            });
+        }
         if self.closed.load(Ordering::Acquire) {
             return Err(CoreError::Closed);
         }
-        Ok(self.pool.get().await?)
+        Ok(())
+    }
+
+    pub async fn client(&self) -> CoreResult<PooledConnection> {
+        self.check_usable()?;
+        Ok(PooledConnection {
+            object: Some(self.pool.get().await?),
+            tls: self.tls.clone(),
+        })
     }
 
     /// Opens `min_pool_size` connections (at least one, to fail fast on a bad DSN).
@@ -54,8 +86,13 @@ impl Store {
         Ok(())
     }
 
+    /// Stops the LISTEN task and closes the pool. In a forked child it only marks the store
+    /// closed: the pool and the task belong to the parent's runtime and sockets.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        if self.is_inherited() {
+            return;
+        }
         if let Some(listener) = &self.listener {
             listener.stop();
         }
@@ -64,5 +101,73 @@ impl Store {
 
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// True in a process other than the one that opened the store (after a fork).
+    pub fn is_inherited(&self) -> bool {
+        std::process::id() != self.pid
+    }
+}
+
+impl Drop for Store {
+    /// A store dropped without `close()` still stops its LISTEN task and its pool, so no
+    /// backend outlives it.
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A connection borrowed from the pool for one call.
+///
+/// Normally it goes back to the pool when dropped. But a call cancelled (or panicking) in
+/// the middle of a statement leaves that statement running on the server, and the next call
+/// given this connection would wait behind it. So when dropped while `runtime::interrupted()`,
+/// it asks the server to cancel whatever it runs, waits until the connection answers again,
+/// and only then returns it to the pool (or closes it, if it does not answer in time).
+pub struct PooledConnection {
+    object: Option<Object>,
+    tls: MakeRustlsConnect,
+}
+
+impl Deref for PooledConnection {
+    type Target = Object;
+    fn deref(&self) -> &Object {
+        self.object
+            .as_ref()
+            .expect("a pooled connection is held until dropped")
+    }
+}
+
+impl DerefMut for PooledConnection {
+    fn deref_mut(&mut self) -> &mut Object {
+        self.object
+            .as_mut()
+            .expect("a pooled connection is held until dropped")
+    }
+}
+
+impl Drop for PooledConnection {
+    fn drop(&mut self) {
+        let Some(object) = self.object.take() else {
+            return;
+        };
+        if !runtime::interrupted() {
+            return; // back to the pool
+        }
+        let tls = self.tls.clone();
+        let cancel = object.cancel_token();
+        runtime::runtime().spawn(async move {
+            if let Err(error) = cancel.cancel_query(tls).await {
+                log::debug!("pgstreams: could not cancel an abandoned statement: {error}");
+            }
+            // Requests are answered in order: once this one is, the connection is idle.
+            match tokio::time::timeout(RECOVERY_TIMEOUT, object.simple_query("")).await {
+                Ok(Ok(_)) => drop(object),
+                _ => {
+                    log::debug!("pgstreams: closing a connection whose call was cancelled");
+                    drop(Object::take(object));
+                }
+            }
+        });
     }
 }

@@ -80,6 +80,28 @@ async def test_bad_delay_is_rejected(store: Any, delay: Any) -> None:
     assert await store.get_pending_count(stream) == 0
 
 
+TOO_LONG = [1e13, 1e19, 1e20, 2**64, timedelta.max]
+
+
+@pytest.mark.parametrize("seconds", TOO_LONG, ids=repr)
+async def test_durations_past_what_the_store_can_hold_are_refused(store: Any, seconds: Any) -> None:
+    """Beyond 100 years a duration could overflow PostgreSQL's timestamps or the Rust core's
+    clock (a wait of 1e19 s once panicked and hung the caller): each call refuses it, naming
+    the argument, and nothing happens."""
+    stream = name()
+    await store.enqueue(stream, ev())
+    await raises_configuration_error(store.enqueue(stream, ev(), delay=seconds), "delay")
+    await raises_configuration_error(store.dequeue(stream, "c", seconds), "visibility_timeout")
+    await raises_configuration_error(store.dequeue(stream, "c", wait=seconds), "wait")
+    await raises_configuration_error(store.nack(uuid.uuid4(), delay=seconds), "delay")
+    await raises_configuration_error(
+        store.extend_lease(uuid.uuid4(), seconds), "visibility_timeout"
+    )
+    assert (await store.get_queue_stats(stream)).visible == 1
+    # 100 years is still accepted.
+    assert await store.dequeue(stream, "c", timedelta(days=36524)) is not None
+
+
 @pytest.mark.parametrize("wait", [-1, float("nan"), "1"], ids=repr)
 async def test_bad_wait_is_rejected(store: Any, wait: Any) -> None:
     await raises_configuration_error(store.dequeue(name(), "c", wait=wait), "wait")

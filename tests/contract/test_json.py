@@ -33,7 +33,6 @@ ROUND_TRIPS: dict[str, Any] = {
     "negative_int": -17,
     "int64_max": 2**63 - 1,
     "int64_min": -(2**63),
-    "uint64_max": 2**64 - 1,
     "beyond_double_precision": 2**53 + 1,
     "float_1e16": 1e16,
     "float_tenth": 0.1,
@@ -163,7 +162,7 @@ async def test_json_round_trips_through_the_queue(store: Any) -> None:
 
 async def test_json_round_trips_through_dead_letters(store: Any) -> None:
     stream = name()
-    data = {"f": 1e16, "s": "𝄞", "i": 2**64 - 1}
+    data = {"f": 1e16, "s": "𝄞", "i": 2**63 - 1}
     await store.enqueue(stream, Event("Json", data))
     message = await store.dequeue(stream, "c")
     assert message is not None
@@ -196,6 +195,8 @@ REJECTED: dict[str, Any] = {
     "nul_in_key": {"k\x00": 1},
     "lone_surrogate": "\ud800",
     "lone_low_surrogate": "x\udfffy",
+    "int_2_63": 2**63,  # integers are signed 64-bit, as bigint and other JSON readers hold
+    "uint64_max": 2**64 - 1,
     "int_2_64": 2**64,
     "int_below_min": -(2**63) - 1,
     "huge_int": 10**40,

@@ -10,6 +10,10 @@ use crate::config::CoreConfig;
 use crate::errors::{CoreError, CoreResult};
 use crate::tls;
 
+/// `(server_version, database, user)`: what a ping reports.
+pub const SERVER_INFO: &str =
+    "SELECT current_setting('server_version'), current_database()::text, current_user::text";
+
 /// A pool whose connections carry `command_timeout` as the server's `statement_timeout`.
 /// `RecyclingMethod::Fast` checks that the connection task is still alive before handing a
 /// connection out; a server restart ends that task, so dead connections are replaced

@@ -1,7 +1,14 @@
-//! One LISTEN connection per store, shared by every waiting consumer. An enqueue sends one
-//! NOTIFY per batch on the store's channel with the stream name as payload; this task wakes
-//! the consumers waiting on that stream. If the connection drops it reconnects, and the
-//! waiters' polling covers the gap.
+//! One LISTEN connection per store, shared by every waiting consumer.
+//!
+//! Every notification of a schema goes on one channel (`channel`), whatever it announces; its
+//! payload says what, as `<kind>:<name>`: `q:<stream>` for an enqueue (or a requeue) on a
+//! queue stream. This task wakes the consumers waiting on that stream. If the connection
+//! drops it reconnects, and the waiters' polling covers the gap.
+//!
+//! The task starts with the first waiter and stops with the store (`stop`, called by
+//! `Store::close` and by `Store`'s drop); once stopped it never starts again, so a call on a
+//! closed store cannot open a LISTEN connection that nobody will close. A stream's entry in
+//! the waiter map lives only while someone waits on it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,11 +22,61 @@ use tokio_postgres::AsyncMessage;
 use super::connection::connect_raw;
 use crate::config::CoreConfig;
 
+/// The payload kind of a queue notification.
+pub const QUEUE_KIND: &str = "q";
+
+/// The channel of a schema's notifications. PostgreSQL truncates identifiers (channel names
+/// included) to 63 bytes, so `pgstreams_<schema>` is used only while it fits; a longer schema
+/// name gets `pgstreams:<first 36 bytes>:<16 hex digits of a hash of the whole name>`. The two
+/// forms cannot meet (a schema name never contains ':'), and two long names share a channel
+/// only if they share their first 36 bytes and a 64-bit hash.
+pub fn channel(schema: &str) -> String {
+    let plain = format!("pgstreams_{schema}");
+    if plain.len() <= 63 {
+        return plain;
+    }
+    // FNV-1a: stable across processes and releases (std's hasher is not).
+    let hash = schema.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    // Schema names are ASCII identifiers, so a byte prefix is a character prefix.
+    format!("pgstreams:{}:{hash:016x}", &schema[..36])
+}
+
+/// A waiter's registration on one stream: `notify` wakes it; dropping it deregisters.
+pub struct Subscription {
+    pub notify: Arc<Notify>,
+    listener: Arc<Listener>,
+    stream: String,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut waiters = self
+            .listener
+            .waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((_, count)) = waiters.get_mut(&self.stream) {
+            *count -= 1;
+            if *count == 0 {
+                waiters.remove(&self.stream);
+            }
+        }
+    }
+}
+
+struct State {
+    task: Option<JoinHandle<()>>,
+    stopped: bool,
+}
+
 pub struct Listener {
     config: CoreConfig,
     channel: String,
-    waiters: Mutex<HashMap<String, Arc<Notify>>>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    /// Per stream: its wake-up handle and how many subscriptions hold it.
+    waiters: Mutex<HashMap<String, (Arc<Notify>, usize)>>,
+    state: Mutex<State>,
 }
 
 struct AbortOnDrop(JoinHandle<()>);
@@ -38,34 +95,50 @@ impl Listener {
             config,
             channel,
             waiters: Mutex::new(HashMap::new()),
-            task: Mutex::new(None),
+            state: Mutex::new(State {
+                task: None,
+                stopped: false,
+            }),
         })
     }
 
-    /// The wake-up handle of `stream`, starting the LISTEN task on first use.
-    pub fn subscribe(self: &Arc<Self>, stream: &str) -> Arc<Notify> {
+    /// Registers a waiter on `stream`, starting the LISTEN task on first use (unless stopped).
+    pub fn subscribe(self: &Arc<Self>, stream: &str) -> Subscription {
         self.ensure_running();
         let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        waiters
+        let (notify, count) = waiters
             .entry(stream.to_owned())
-            .or_insert_with(|| Arc::new(Notify::new()))
-            .clone()
+            .or_insert_with(|| (Arc::new(Notify::new()), 0));
+        *count += 1;
+        Subscription {
+            notify: Arc::clone(notify),
+            listener: Arc::clone(self),
+            stream: stream.to_owned(),
+        }
     }
 
-    fn wake(&self, stream: &str) {
+    /// How many streams have waiters now (the map holds nothing else).
+    pub fn waited_streams(&self) -> usize {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn wake(&self, payload: &str) {
+        let Some((QUEUE_KIND, stream)) = payload.split_once(':') else {
+            return; // another kind of notification, or another program's
+        };
         let waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(notify) = waiters.get(stream) {
+        if let Some((notify, _)) = waiters.get(stream) {
             notify.notify_waiters();
         }
     }
 
     fn ensure_running(self: &Arc<Self>) {
-        let mut task = self.task.lock().unwrap_or_else(|e| e.into_inner());
-        if task.as_ref().is_some_and(|t| !t.is_finished()) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.stopped || state.task.as_ref().is_some_and(|t| !t.is_finished()) {
             return;
         }
         let listener = Arc::clone(self);
-        *task = Some(tokio::spawn(async move { listener.run().await }));
+        state.task = Some(tokio::spawn(async move { listener.run().await }));
     }
 
     async fn run(self: Arc<Self>) {
@@ -102,15 +175,47 @@ impl Listener {
         client
             .batch_execute(&format!("LISTEN \"{}\"", self.channel))
             .await?;
-        while let Some(stream) = receiver.recv().await {
-            self.wake(&stream);
+        while let Some(payload) = receiver.recv().await {
+            self.wake(&payload);
         }
         Ok(())
     }
 
+    /// Ends the LISTEN task for good: later subscriptions only poll.
     pub fn stop(&self) {
-        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.stopped = true;
+        if let Some(task) = state.task.take() {
             task.abort();
         }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::channel;
+
+    #[test]
+    fn short_schema_names_keep_their_channel() {
+        assert_eq!(channel("event_streaming"), "pgstreams_event_streaming");
+        let longest = "s".repeat(53);
+        assert_eq!(channel(&longest), format!("pgstreams_{longest}"));
+    }
+
+    #[test]
+    fn long_schema_names_get_a_hashed_channel_that_fits() {
+        let a = format!("{}a", "x".repeat(62));
+        let b = format!("{}b", "x".repeat(62));
+        for name in [&a, &b, &"y".repeat(54)] {
+            assert!(channel(name).len() <= 63, "{}", channel(name));
+        }
+        assert_ne!(channel(&a), channel(&b));
+        assert_eq!(channel(&a), channel(&a));
     }
 }

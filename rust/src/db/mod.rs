@@ -5,6 +5,7 @@ pub mod append;
 pub mod connection;
 pub mod generic;
 pub mod listener;
+pub mod migrate;
 pub mod offsets;
 pub mod pgtypes;
 pub mod queue;

@@ -47,11 +47,6 @@ impl<'a> FromSql<'a> for RawJson<'a> {
 /// Microseconds since 2000-01-01 UTC, PostgreSQL's own timestamp representation.
 const POSTGRES_EPOCH_IN_UNIX_MICROS: i64 = 946_684_800_000_000;
 
-/// The first instant PostgreSQL's timestamptz cannot hold (294277-01-01), in microseconds
-/// since the Unix epoch: `now() + interval` at or past it fails with SQLSTATE 22008.
-pub const TIMESTAMP_END_UNIX_MICROS: i128 =
-    9_223_371_331_200_000_000 + POSTGRES_EPOCH_IN_UNIX_MICROS as i128;
-
 /// A timestamp as microseconds since the Unix epoch (UTC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Micros(pub i64);

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_postgres::Row;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::append::EventColumns;
-use super::sql::SPENT;
+use super::listener::QUEUE_KIND;
 use crate::errors::CoreResult;
 use crate::store::Store;
 
@@ -32,17 +33,29 @@ const QUEUED_COLUMNS: &str = "e.id, e.stream_name, e.event_type, e.data, e.metad
 pub struct Statements {
     pub enqueue: String,
     pub dequeue: String,
+    pub release: String,
     pub acknowledge: String,
     pub nack: String,
     pub extend_lease: String,
-    pub sweep_expired: String,
+}
+
+/// Which message a receipt names (alias `q`): `$id`, under the lease `$token`, or under any
+/// current lease when `$token` is NULL (a bare id).
+fn held_by(id: &str, token: &str) -> String {
+    format!(
+        "q.id = {id} AND q.failed_at IS NULL \
+         AND (q.lease_token = {token} OR ({token}::uuid IS NULL AND q.lease_token IS NOT NULL))"
+    )
 }
 
 impl Statements {
     pub fn new(s: &str, channel: &str) -> Self {
+        let held_by_ack = held_by("a.id", "a.token");
+        let held_by_param = held_by("$1", "$2");
         Statements {
             // One round trip per batch: insert in order (seq follows the input order), skip ids
-            // already queued or dead-lettered, and send one NOTIFY if anything was inserted.
+            // already known (queued, leased or dead: one row per id), and send one NOTIFY if
+            // anything was inserted.
             enqueue: format!(
                 "WITH input AS ( \
                    SELECT * FROM unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $7::text[]) \
@@ -52,41 +65,43 @@ impl Statements {
                    INSERT INTO {s}.queue_events AS q (id, stream_name, event_type, data, metadata, correlation_id, \
                           causation_id, visible_at, max_delivery_attempts) \
                    SELECT i.id, $1, i.event_type, i.data, i.metadata, i.correlation_id, i.causation_id, \
-                          now() + make_interval(secs => $8), settings.max_attempts \
+                          CASE WHEN $8::float8 > 0 THEN now() + make_interval(secs => $8::float8) END, settings.max_attempts \
                    FROM input i CROSS JOIN settings \
-                   WHERE NOT EXISTS (SELECT 1 FROM {s}.dead_letter_queue d WHERE d.id = i.id) \
                    ORDER BY i.ord \
                    ON CONFLICT (id) DO NOTHING \
                    RETURNING 1 \
                  ) \
                  SELECT (SELECT count(*) FROM inserted), \
                         CASE WHEN $9 AND EXISTS (SELECT 1 FROM inserted) \
-                             THEN pg_notify('{channel}', $1) END::text"
+                             THEN pg_notify('{channel}', '{QUEUE_KIND}:' || $1) END::text"
             ),
-            // Acknowledges the previous batch (folded in: no separate round trip), moves messages
-            // whose last delivery expired to the dead letter queue (failed when that lease
-            // expired), and leases the oldest visible messages, all in one statement. The first
-            // row always exists and carries how many were dead-lettered, so a short batch caused
+            // Acknowledges the previous batch (folded in: no separate round trip), marks the
+            // spent messages it meets dead, and leases the oldest deliverable messages, in one
+            // statement. It reads only messages it can deliver: the oldest ready ones (ready
+            // index, in seq order) and the oldest whose time has come (waiting index: delay
+            // over, lease expired), merged by seq. Each side locks with SKIP LOCKED before
+            // its LIMIT, so concurrent consumers take different messages. The first row
+            // always exists and carries how many were dead-lettered, so a short batch caused
             // by dead-lettering can be refilled.
             dequeue: format!(
                 "WITH acked AS ( \
                    DELETE FROM {s}.queue_events q USING unnest($5::uuid[], $6::uuid[]) AS a(id, token) \
-                   WHERE q.id = a.id AND (q.lease_token = a.token OR (a.token IS NULL AND q.lease_token IS NOT NULL)) \
+                   WHERE {held_by_ack} \
                    RETURNING 1 \
-                 ), picked AS ( \
-                   SELECT q.id, q.delivery_attempts, q.max_delivery_attempts FROM {s}.queue_events q \
-                   WHERE q.stream_name = $1 AND q.visible_at <= now() AND q.id <> ALL($5::uuid[]) \
+                 ), ready AS ( \
+                   SELECT q.id, q.seq, q.delivery_attempts, q.max_delivery_attempts FROM {s}.queue_events q \
+                   WHERE q.stream_name = $1 AND q.visible_at IS NULL AND q.id <> ALL($5::uuid[]) \
                    ORDER BY q.seq LIMIT $3 FOR UPDATE SKIP LOCKED \
+                 ), due AS ( \
+                   SELECT q.id, q.seq, q.delivery_attempts, q.max_delivery_attempts FROM {s}.queue_events q \
+                   WHERE q.stream_name = $1 AND q.visible_at <= now() AND q.id <> ALL($5::uuid[]) \
+                   ORDER BY q.visible_at LIMIT $3 FOR UPDATE SKIP LOCKED \
+                 ), picked AS ( \
+                   SELECT * FROM ready UNION ALL SELECT * FROM due ORDER BY seq LIMIT $3 \
                  ), dead AS ( \
-                   DELETE FROM {s}.queue_events q USING picked p \
-                   WHERE q.id = p.id AND p.delivery_attempts >= p.max_delivery_attempts \
-                   RETURNING q.* \
-                 ), moved AS ( \
-                   INSERT INTO {s}.dead_letter_queue (id, stream_name, event_type, data, metadata, correlation_id, \
-                          causation_id, delivery_attempts, enqueued_at, failed_at, reason) \
-                   SELECT id, stream_name, event_type, data, metadata, correlation_id, causation_id, \
-                          delivery_attempts, enqueued_at, visible_at, 'max_deliveries' FROM dead \
-                   ON CONFLICT (id) DO NOTHING RETURNING 1 \
+                   SELECT CASE WHEN count(*) > 0 \
+                               THEN {s}.dead_letter(array_agg(p.id), 'max_deliveries') ELSE 0 END AS n \
+                   FROM picked p WHERE p.delivery_attempts >= p.max_delivery_attempts \
                  ), leased AS ( \
                    UPDATE {s}.queue_events q SET delivery_attempts = q.delivery_attempts + 1, \
                           lease_token = gen_random_uuid(), consumer_id = $2, leased_at = now(), \
@@ -95,66 +110,47 @@ impl Statements {
                    RETURNING q.* \
                  ) \
                  SELECT counts.dead_lettered, counts.acked, {cols} \
-                 FROM (SELECT (SELECT count(*) FROM dead) AS dead_lettered, (SELECT count(*) FROM acked) AS acked) counts \
+                 FROM (SELECT (SELECT n FROM dead) AS dead_lettered, (SELECT count(*) FROM acked) AS acked) counts \
                  LEFT JOIN leased e ON true ORDER BY e.seq",
                 cols = QUEUED_COLUMNS
+            ),
+            // Undoes the leases of a dequeue whose caller was cancelled before it received
+            // them: back in their place, ready, and the delivery not counted.
+            release: format!(
+                "UPDATE {s}.queue_events q SET lease_token = NULL, consumer_id = NULL, leased_at = NULL, \
+                        visible_at = NULL, delivery_attempts = q.delivery_attempts - 1 \
+                 FROM unnest($1::uuid[], $2::uuid[]) AS r(id, token) \
+                 WHERE q.id = r.id AND q.lease_token = r.token AND q.failed_at IS NULL"
             ),
             acknowledge: format!(
                 "WITH acked AS ( \
                    DELETE FROM {s}.queue_events q USING unnest($1::uuid[], $2::uuid[]) AS a(id, token) \
-                   WHERE q.id = a.id AND (q.lease_token = a.token OR (a.token IS NULL AND q.lease_token IS NOT NULL)) \
+                   WHERE {held_by_ack} \
                    RETURNING 1 \
                  ) SELECT count(*) FROM acked"
             ),
             // requeue: back in its place after the delay (argument, else the stream's retry
-            // backoff, else none); not requeued, or out of deliveries: to the dead letter queue.
+            // backoff, else none: ready at once); not requeued, or out of deliveries: dead.
             nack: format!(
                 "WITH target AS ( \
-                   SELECT q.id, q.stream_name, q.delivery_attempts, q.max_delivery_attempts FROM {s}.queue_events q \
-                   WHERE q.id = $1 AND (q.lease_token = $2 OR ($2::uuid IS NULL AND q.lease_token IS NOT NULL)) \
-                   FOR UPDATE \
+                   SELECT q.id, q.stream_name, q.delivery_attempts, q.max_delivery_attempts \
+                   FROM {s}.queue_events q WHERE {held_by_param} FOR UPDATE \
                  ), dead AS ( \
-                   DELETE FROM {s}.queue_events q USING target t \
-                   WHERE q.id = t.id AND (NOT $3 OR t.delivery_attempts >= t.max_delivery_attempts) \
-                   RETURNING q.* \
-                 ), moved AS ( \
-                   INSERT INTO {s}.dead_letter_queue (id, stream_name, event_type, data, metadata, correlation_id, \
-                          causation_id, delivery_attempts, enqueued_at, reason) \
-                   SELECT id, stream_name, event_type, data, metadata, correlation_id, causation_id, \
-                          delivery_attempts, enqueued_at, CASE WHEN $3 THEN 'max_deliveries' ELSE 'nacked' END FROM dead \
-                   ON CONFLICT (id) DO NOTHING RETURNING 1 \
+                   SELECT CASE WHEN count(*) > 0 THEN {s}.dead_letter(array_agg(t.id), \
+                               CASE WHEN $3 THEN 'max_deliveries' ELSE 'nacked' END) ELSE 0 END AS n \
+                   FROM target t WHERE NOT $3 OR t.delivery_attempts >= t.max_delivery_attempts \
                  ), requeued AS ( \
                    UPDATE {s}.queue_events q SET lease_token = NULL, consumer_id = NULL, leased_at = NULL, \
-                          visible_at = now() + coalesce( \
-                            make_interval(secs => $4), \
-                            (SELECT CASE WHEN c.enable_exponential_backoff \
-                                         THEN least(c.retry_delay * power(c.backoff_multiplier, greatest(t.delivery_attempts - 1, 0)), \
-                                                    coalesce(c.max_retry_delay, c.retry_delay * power(c.backoff_multiplier, greatest(t.delivery_attempts - 1, 0)))) \
-                                         ELSE c.retry_delay END \
-                             FROM {s}.stream_configurations c WHERE c.stream_name = t.stream_name), \
-                            interval '0') \
-                   FROM target t WHERE q.id = t.id AND $3 AND t.delivery_attempts < t.max_delivery_attempts \
+                          visible_at = CASE WHEN d.delay > interval '0' THEN now() + d.delay END \
+                   FROM target t, LATERAL (SELECT coalesce(make_interval(secs => $4), \
+                                            {s}.retry_delay(t.stream_name, t.delivery_attempts)) AS delay) d \
+                   WHERE q.id = t.id AND $3 AND t.delivery_attempts < t.max_delivery_attempts \
                    RETURNING 1 \
-                 ) SELECT (SELECT count(*) FROM dead) + (SELECT count(*) FROM requeued)"
+                 ) SELECT (SELECT n FROM dead) + (SELECT count(*) FROM requeued)"
             ),
             extend_lease: format!(
                 "UPDATE {s}.queue_events q SET visible_at = now() + make_interval(secs => $3) \
-                 WHERE q.id = $1 AND (q.lease_token = $2 OR ($2::uuid IS NULL AND q.lease_token IS NOT NULL))"
-            ),
-            // The same move as dequeue's, for one stream, without leasing anything: what a
-            // redrive does first, so a spent message is redriven with the other dead letters.
-            sweep_expired: format!(
-                "WITH dead AS ( \
-                   DELETE FROM {s}.queue_events q \
-                   WHERE q.stream_name = $1 AND {SPENT} \
-                   RETURNING q.* \
-                 ), moved AS ( \
-                   INSERT INTO {s}.dead_letter_queue (id, stream_name, event_type, data, metadata, correlation_id, \
-                          causation_id, delivery_attempts, enqueued_at, failed_at, reason) \
-                   SELECT id, stream_name, event_type, data, metadata, correlation_id, causation_id, \
-                          delivery_attempts, enqueued_at, visible_at, 'max_deliveries' FROM dead \
-                   ON CONFLICT (id) DO NOTHING RETURNING 1 \
-                 ) SELECT count(*) FROM moved"
+                 WHERE {held_by_param}"
             ),
         }
     }
@@ -195,57 +191,53 @@ pub async fn enqueue(
     Ok(row.get(0))
 }
 
-/// What one dequeue call did: the leased messages (rows, in enqueue order) and how many
-/// earlier deliveries it acknowledged on the way.
-pub struct Dequeued {
-    pub rows: Vec<Row>,
-    pub acknowledged: i64,
+/// What a dequeue asks for.
+pub struct DequeueRequest {
+    pub stream: String,
+    pub consumer_id: String,
+    pub max_count: i64,
+    pub visibility_seconds: f64,
+    /// The previous batch, acknowledged by the same statement.
+    pub acks: Vec<Receipt>,
 }
 
-/// Leases up to `max_count` of the oldest visible messages, acknowledging `acks` in the same
-/// statement. Messages found out of deliveries go to the dead letter queue; if that left the
-/// batch short, it asks again so a dead-lettered head never hides live messages behind it.
+/// Leases up to `max_count` of the oldest deliverable messages, acknowledging `acks` in the
+/// same statement; returns the leased rows in enqueue order. Spent messages met on the way
+/// are marked dead; if that left the batch short, it asks again so a dead head never hides
+/// live messages behind it.
 pub async fn dequeue(
     client: &deadpool_postgres::Client,
     sql: &Statements,
-    stream: &str,
-    consumer_id: &str,
-    max_count: i64,
-    visibility_seconds: f64,
+    request: &DequeueRequest,
     acks: &[Receipt],
-) -> CoreResult<Dequeued> {
+) -> CoreResult<Vec<Row>> {
     let statement = client.prepare_cached(&sql.dequeue).await?;
     let (mut ack_ids, mut ack_leases) = receipt_columns(acks);
     let mut leased: Vec<Row> = Vec::new();
-    let mut acknowledged = 0;
     loop {
-        let wanted = max_count - leased.len() as i64;
+        let wanted = request.max_count - leased.len() as i64;
         let rows = client
             .query(
                 &statement,
                 &[
-                    &stream,
-                    &consumer_id,
+                    &request.stream,
+                    &request.consumer_id,
                     &wanted,
-                    &visibility_seconds,
+                    &request.visibility_seconds,
                     &ack_ids,
                     &ack_leases,
                 ],
             )
             .await?;
         let dead_lettered: i64 = rows.first().map_or(0, |r| r.get(0));
-        acknowledged += rows.first().map_or(0, |r| r.get::<_, i64>(1));
         ack_ids.clear();
         ack_leases.clear();
         leased.extend(
             rows.into_iter()
                 .filter(|r| r.get::<_, Option<Uuid>>(DEQUEUE_ROW_OFFSET).is_some()),
         );
-        if dead_lettered == 0 || leased.len() as i64 >= max_count {
-            return Ok(Dequeued {
-                rows: leased,
-                acknowledged,
-            });
+        if dead_lettered == 0 || leased.len() as i64 >= request.max_count {
+            return Ok(leased);
         }
     }
 }
@@ -256,69 +248,82 @@ pub async fn dequeue(
 const POLL_WITH_NOTIFY: Duration = Duration::from_millis(250);
 const POLL_WITHOUT_NOTIFY: Duration = Duration::from_millis(50);
 
-/// `dequeue`, waiting up to `wait` for a message: woken by the LISTEN task on an enqueue to
-/// this stream, polling as a fallback. Holds no pooled connection while it waits.
-#[allow(clippy::too_many_arguments)]
+/// `dequeue`, looking again until a message comes or `wait` has passed (zero: one look),
+/// woken by the LISTEN task on an enqueue to this stream and polling as a fallback. Holds no
+/// pooled connection while it waits.
+///
+/// Cancellation (`cancel`) stops it from starting another statement and ends a wait at once,
+/// but a statement already sent always completes: its leased rows are returned even when
+/// cancelled, and the caller (the bridge's `undo`) releases what nobody received. Dropping
+/// this future instead would leave the server's leases to burn a delivery each.
 pub async fn dequeue_waiting(
     store: &Store,
-    stream: &str,
-    consumer_id: &str,
-    max_count: i64,
-    visibility_seconds: f64,
-    acks: &[Receipt],
+    request: DequeueRequest,
     wait: Duration,
-) -> CoreResult<Dequeued> {
-    let deadline = Instant::now() + wait;
-    let notify = store.listener.as_ref().map(|l| l.subscribe(stream));
+    cancel: &CancellationToken,
+) -> CoreResult<Vec<Row>> {
+    // No deadline past what the clock can hold: `wait` is bounded, this is a second fence.
+    let deadline = Instant::now().checked_add(wait);
+    let notify = store
+        .listener
+        .as_ref()
+        .map(|l| l.subscribe(&request.stream));
     let poll = if notify.is_some() {
         POLL_WITH_NOTIFY
     } else {
         POLL_WITHOUT_NOTIFY
     };
-    let mut acks = acks.to_vec();
-    let mut acknowledged = 0;
+    let mut acks = request.acks.as_slice();
     loop {
         // Register for the wake-up before looking, so an enqueue that commits between the
         // look and the sleep is not missed.
-        let notified = notify.as_ref().map(|n| n.clone());
+        let notified = notify.as_ref().map(|n| n.notify.clone());
         let notified_future = notified.as_ref().map(|n| n.notified());
         tokio::pin!(notified_future);
         if let Some(future) = notified_future.as_mut().as_pin_mut() {
             future.enable();
         }
-        let outcome = {
-            let client = store.client().await?;
-            dequeue(
-                &client,
-                &store.sql.queue,
-                stream,
-                consumer_id,
-                max_count,
-                visibility_seconds,
-                &acks,
-            )
-            .await?
+        let client = tokio::select! {
+            client = store.client() => client?,
+            _ = cancel.cancelled() => return Ok(Vec::new()),
         };
-        acks.clear();
-        acknowledged += outcome.acknowledged;
+        let rows = dequeue(&client, &store.sql.queue, &request, acks).await?;
+        drop(client);
+        acks = &[];
         let now = Instant::now();
-        if !outcome.rows.is_empty() || now >= deadline {
-            return Ok(Dequeued {
-                rows: outcome.rows,
-                acknowledged,
-            });
+        if !rows.is_empty() || deadline.is_some_and(|d| now >= d) || cancel.is_cancelled() {
+            return Ok(rows);
         }
-        let sleep = tokio::time::sleep((deadline - now).min(poll));
+        let pause = deadline.map_or(poll, |d| (d - now).min(poll));
+        let sleep = tokio::time::sleep(pause);
         match notified_future.as_mut().as_pin_mut() {
             Some(future) => {
                 tokio::select! {
                     _ = future => {}
                     _ = sleep => {}
+                    _ = cancel.cancelled() => return Ok(Vec::new()),
                 }
             }
-            None => sleep.await,
+            None => {
+                tokio::select! {
+                    _ = sleep => {}
+                    _ = cancel.cancelled() => return Ok(Vec::new()),
+                }
+            }
         }
     }
+}
+
+/// Releases the leases of messages a cancelled dequeue took but nobody received: they are
+/// ready again, in their place, and that delivery does not count.
+pub async fn release(
+    client: &deadpool_postgres::Client,
+    sql: &Statements,
+    receipts: &[Receipt],
+) -> CoreResult<u64> {
+    let (ids, leases) = receipt_columns(receipts);
+    let statement = client.prepare_cached(&sql.release).await?;
+    Ok(client.execute(&statement, &[&ids, &leases]).await?)
 }
 
 pub async fn acknowledge(

@@ -1,18 +1,13 @@
 //! Looking at and tidying a queue: its counts, its dead letters, redrive, deletion, purge.
 //!
-//! The reads here never write. A message whose last allowed delivery has expired (`SPENT`) is
-//! reported as the dead letter it already is, though only the next dequeue (or a redrive)
-//! moves it to `dead_letter_queue`: a "get" costs one read, not a sweep and a read.
+//! The reads here never write. A message whose last allowed lease has expired (`is_spent`,
+//! migration 001) is reported as the dead letter it already is, though only the next dequeue
+//! (or a redrive) marks it: a "get" costs one read, not a sweep and a read.
 
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::sql::SPENT;
 use crate::errors::CoreResult;
-
-/// The columns of a dead letter, in `convert::dead_letters` order.
-const DEAD_LETTER_COLUMNS: &str = "id, stream_name, event_type, data, metadata, correlation_id, \
-    causation_id, delivery_attempts, enqueued_at, failed_at, reason";
 
 /// The statements of queue inspection and housekeeping, for one schema.
 pub struct Statements {
@@ -25,51 +20,39 @@ pub struct Statements {
 
 impl Statements {
     pub fn new(s: &str) -> Self {
+        let dead = format!("(q.failed_at IS NOT NULL OR {s}.is_spent(q))");
+        let ids = "($2::uuid[] IS NULL OR q.id = ANY($2::uuid[]))";
         Statements {
             // visible, delayed, leased, dead, age of the oldest live message in seconds.
             stats: format!(
                 "WITH m AS ( \
-                   SELECT q.visible_at, q.lease_token, q.enqueued_at, {SPENT} AS spent \
+                   SELECT q.visible_at, q.lease_token, q.enqueued_at, {dead} AS dead \
                    FROM {s}.queue_events q WHERE q.stream_name = $1 \
                  ) \
-                 SELECT count(*) FILTER (WHERE NOT spent AND visible_at <= now()), \
-                        count(*) FILTER (WHERE visible_at > now() AND lease_token IS NULL), \
-                        count(*) FILTER (WHERE visible_at > now() AND lease_token IS NOT NULL), \
-                        count(*) FILTER (WHERE spent) \
-                          + (SELECT count(*) FROM {s}.dead_letter_queue d WHERE d.stream_name = $1), \
-                        extract(epoch FROM now() - min(enqueued_at) FILTER (WHERE NOT spent))::float8 \
+                 SELECT count(*) FILTER (WHERE NOT dead AND (visible_at IS NULL OR visible_at <= now())), \
+                        count(*) FILTER (WHERE NOT dead AND visible_at > now() AND lease_token IS NULL), \
+                        count(*) FILTER (WHERE NOT dead AND visible_at > now() AND lease_token IS NOT NULL), \
+                        count(*) FILTER (WHERE dead), \
+                        extract(epoch FROM now() - min(enqueued_at) FILTER (WHERE NOT dead))::float8 \
                  FROM m"
             ),
-            // A spent message failed when its last lease expired, which is also the failed_at
-            // the move gives it: the listing does not change when the move happens.
+            // The seed's view, which reports a spent message as failed when its last lease
+            // expired: what dead_letter() records when it marks it, so a listing does not
+            // change when that happens.
             dead_letters: format!(
-                "SELECT {DEAD_LETTER_COLUMNS} FROM ( \
-                   SELECT {DEAD_LETTER_COLUMNS} FROM {s}.dead_letter_queue WHERE stream_name = $1 \
-                   UNION ALL \
-                   SELECT q.id, q.stream_name, q.event_type, q.data, q.metadata, q.correlation_id, \
-                          q.causation_id, q.delivery_attempts, q.enqueued_at, q.visible_at, 'max_deliveries' \
-                   FROM {s}.queue_events q WHERE q.stream_name = $1 AND {SPENT} \
-                 ) d ORDER BY failed_at, id LIMIT $2"
+                "SELECT id, stream_name, event_type, data, metadata, correlation_id, causation_id, \
+                        delivery_attempts, enqueued_at, failed_at, reason \
+                 FROM {s}.dead_letter_queue WHERE stream_name = $1 ORDER BY failed_at, id LIMIT $2"
             ),
-            // Same id, delivery count 0, at the tail (a new seq), keeping enqueued_at.
-            redrive: format!(
-                "WITH moved AS (DELETE FROM {s}.dead_letter_queue \
-                   WHERE stream_name = $1 AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[])) \
-                   RETURNING *), \
-                 requeued AS (INSERT INTO {s}.queue_events (id, stream_name, event_type, \
-                   data, metadata, correlation_id, causation_id, enqueued_at, max_delivery_attempts) \
-                   SELECT id, stream_name, event_type, data, metadata, correlation_id, causation_id, \
-                          enqueued_at, {s}.max_delivery_attempts($1) FROM moved \
-                   ORDER BY failed_at, id ON CONFLICT (id) DO NOTHING RETURNING 1) \
-                 SELECT count(*) FROM requeued"
-            ),
+            redrive: format!("SELECT {s}.redrive_dead_letters($1, $2)"),
             delete_dead_letters: format!(
-                "WITH gone AS (DELETE FROM {s}.dead_letter_queue WHERE stream_name = $1 \
-                   AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[])) RETURNING 1) \
+                "WITH gone AS (DELETE FROM {s}.queue_events q \
+                   WHERE q.stream_name = $1 AND {dead} AND {ids} RETURNING 1) \
                  SELECT count(*) FROM gone"
             ),
             purge: format!(
-                "WITH gone AS (DELETE FROM {s}.queue_events WHERE stream_name = $1 RETURNING 1) \
+                "WITH gone AS (DELETE FROM {s}.queue_events q \
+                   WHERE q.stream_name = $1 AND NOT {dead} RETURNING 1) \
                  SELECT count(*) FROM gone"
             ),
         }
@@ -97,17 +80,14 @@ pub async fn dead_letters(
     Ok(client.query(&statement, &[&stream, &limit]).await?)
 }
 
-/// Moves the stream's dead letters (those of `ids`, if given) back into the queue; spent
-/// messages are moved to the dead letters first (`sweep`), so they are redriven too.
+/// Puts the stream's dead letters (those of `ids`, if given) back into the queue, spent
+/// messages included (`redrive_dead_letters`, migration 001).
 pub async fn redrive(
     client: &deadpool_postgres::Client,
     sql: &Statements,
-    sweep: &str,
     stream: &str,
     ids: Option<&[Uuid]>,
 ) -> CoreResult<i64> {
-    let sweep = client.prepare_cached(sweep).await?;
-    client.query_one(&sweep, &[&stream]).await?;
     let statement = client.prepare_cached(&sql.redrive).await?;
     Ok(client.query_one(&statement, &[&stream, &ids]).await?.get(0))
 }
@@ -122,7 +102,7 @@ pub async fn delete_dead_letters(
     Ok(client.query_one(&statement, &[&stream, &ids]).await?.get(0))
 }
 
-/// Deletes every message of the stream, leased or not; dead letters stay.
+/// Deletes every live message of the stream, leased or not; dead letters stay.
 pub async fn purge(
     client: &deadpool_postgres::Client,
     sql: &Statements,

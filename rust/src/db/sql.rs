@@ -3,7 +3,7 @@
 //! module of `db/` owns its statements, next to the code that runs them; this struct only
 //! gathers them. Python sends no SQL of its own: the other home of SQL is `migrations/`.
 
-use super::{append, offsets, queue, queue_admin, read, streams};
+use super::{append, listener, offsets, queue, queue_admin, read, streams};
 
 pub struct Sql {
     pub append: append::Statements,
@@ -18,7 +18,7 @@ pub struct Sql {
 impl Sql {
     pub fn new(schema: &str) -> Self {
         let quoted = format!("\"{schema}\"");
-        let notify_channel = format!("pgstreams_{schema}");
+        let notify_channel = listener::channel(schema);
         Sql {
             append: append::Statements::new(&quoted),
             read: read::Statements::new(&quoted),
@@ -30,10 +30,3 @@ impl Sql {
         }
     }
 }
-
-/// The predicate of a queue row (alias `q`) whose last allowed delivery has expired: it can
-/// never be delivered again, so it counts as a dead letter everywhere, whether or not a
-/// dequeue has moved it to `dead_letter_queue` yet. Written once; the in-memory store's
-/// `_Message.spent` mirrors it.
-pub const SPENT: &str = "(q.lease_token IS NOT NULL AND q.visible_at <= now() \
-                         AND q.delivery_attempts >= q.max_delivery_attempts)";

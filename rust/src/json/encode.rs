@@ -101,17 +101,16 @@ fn write_float(out: &mut Vec<u8>, value: f64) -> EncodeResult {
     Ok(())
 }
 
+/// Integers are signed 64-bit, the range JSON readers in other languages (and PostgreSQL's
+/// `bigint`) hold exactly; anything larger is refused rather than stored for some reader to
+/// round. (Reading accepts any size: a document another tool wrote comes back exact.)
 fn write_int(out: &mut Vec<u8>, value: &Bound<'_, PyAny>) -> EncodeResult {
     if let Ok(v) = value.extract::<i64>() {
         let _ = std::io::Write::write_fmt(out, format_args!("{v}"));
         return Ok(());
     }
-    if let Ok(v) = value.extract::<u64>() {
-        let _ = std::io::Write::write_fmt(out, format_args!("{v}"));
-        return Ok(());
-    }
     Err(EncodeError::new(format!(
-        "integer {} does not fit in 64 bits",
+        "integer {} is outside the signed 64-bit range (-2**63 to 2**63-1)",
         value.str().map(|s| s.to_string()).unwrap_or_default()
     )))
 }

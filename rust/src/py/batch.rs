@@ -113,11 +113,7 @@ pub struct Receipts {
 impl Receipts {
     #[new]
     fn py_new(values: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let items = values
-            .try_iter()?
-            .map(|v| receipt(&v?))
-            .collect::<PyResult<_>>()?;
-        Ok(Receipts { items })
+        Self::from_values(values)
     }
 
     fn __len__(&self) -> usize {
@@ -139,6 +135,14 @@ impl Receipts {
 }
 
 impl Receipts {
+    pub fn from_values(values: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let items = values
+            .try_iter()?
+            .map(|v| receipt(&v?))
+            .collect::<PyResult<_>>()?;
+        Ok(Receipts { items })
+    }
+
     /// The one receipt of a nack or a lease extension.
     pub fn single(&self) -> PyResult<Receipt> {
         match self.items.as_slice() {

@@ -29,13 +29,18 @@ fn encode_json(value: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> PyRes
         .map_err(|e| SerializationError::new_err(e.describe(&path())))
 }
 
+/// A text field of an event: None, or a str PostgreSQL can store (no NUL, no lone surrogate).
 fn optional_text(value: Bound<'_, PyAny>, path: impl Fn() -> String) -> PyResult<Option<String>> {
     if value.is_none() {
         return Ok(None);
     }
+    text(value, path).map(Some)
+}
+
+fn text(value: Bound<'_, PyAny>, path: impl Fn() -> String) -> PyResult<String> {
     let text = value
         .cast::<PyString>()
-        .map_err(|_| SerializationError::new_err(format!("{}: must be a str or None", path())))?;
+        .map_err(|_| SerializationError::new_err(format!("{}: must be a str", path())))?;
     let text = text.to_str().map_err(|_| {
         SerializationError::new_err(format!("{}: contains a lone surrogate", path()))
     })?;
@@ -45,7 +50,7 @@ fn optional_text(value: Bound<'_, PyAny>, path: impl Fn() -> String) -> PyResult
             path()
         )));
     }
-    Ok(Some(text.to_owned()))
+    Ok(text.to_owned())
 }
 
 /// Reads one `pgstreams.Event`; `label` names it in errors (`events[3]`).
@@ -59,13 +64,15 @@ fn new_event(event: &Bound<'_, PyAny>, label: &dyn Fn() -> String) -> PyResult<N
         )));
     }
     let id = uuid_from_object(&event.getattr(pyo3::intern!(py, "id"))?)?;
-    let event_type = optional_text(event.getattr(pyo3::intern!(py, "type"))?, || {
+    let event_type = text(event.getattr(pyo3::intern!(py, "type"))?, || {
         format!("{}.type", label())
-    })?
-    .filter(|t| !t.is_empty())
-    .ok_or_else(|| {
-        SerializationError::new_err(format!("{}.type must be a non-empty str", label()))
     })?;
+    if event_type.is_empty() {
+        return Err(SerializationError::new_err(format!(
+            "{}.type must not be empty",
+            label()
+        )));
+    }
     let data = encode_json(&event.getattr(pyo3::intern!(py, "data"))?, || {
         format!("{}.data", label())
     })?;

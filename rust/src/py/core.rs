@@ -3,15 +3,14 @@
 //! the Python results once at the end.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::config::{CoreConfig, RawCoreConfig};
-use crate::db::{append, generic, offsets, queue, queue_admin, read, streams};
+use crate::config::{self, CoreConfig, RawCoreConfig};
+use crate::db::{append, connection, generic, migrate, offsets, queue, queue_admin, read, streams};
 use crate::errors::{ConfigurationError, CoreError};
 use crate::py::batch::{EventBatch, Receipts};
 use crate::py::types::uuid_from_object;
@@ -57,13 +56,35 @@ fn uuids(values: &Bound<'_, PyAny>) -> PyResult<Vec<Uuid>> {
         .collect()
 }
 
-fn positive_seconds(name: &str, value: f64) -> PyResult<f64> {
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(ConfigurationError::new_err(format!(
-            "{name} must be a positive number of seconds, got {value}"
-        )))
+/// The `undo` of a dequeue (`bridge::awaitable_shielded`): given the leased messages that
+/// reached a caller who had cancelled meanwhile, releases their leases in the background.
+#[pyclass(frozen)]
+struct ReleaseLeases(Arc<Store>);
+
+#[pymethods]
+impl ReleaseLeases {
+    fn __call__(&self, leased: &Bound<'_, PyAny>) -> PyResult<()> {
+        let receipts = Receipts::from_values(leased)?.items;
+        if receipts.is_empty() {
+            return Ok(());
+        }
+        let store = Arc::clone(&self.0);
+        runtime::runtime().spawn(async move {
+            let released = async {
+                let client = store.client().await?;
+                queue::release(&client, &store.sql.queue, &receipts).await
+            };
+            match released.await {
+                Ok(count) => {
+                    log::debug!("pgstreams: released {count} leases of a cancelled dequeue")
+                }
+                Err(error) => log::warn!(
+                    "pgstreams: could not release the leases of a cancelled dequeue ({error}); \
+                     they come back when their visibility timeout ends"
+                ),
+            }
+        });
+        Ok(())
     }
 }
 
@@ -93,7 +114,8 @@ impl Core {
     fn new(config: &Bound<'_, PyDict>) -> PyResult<Self> {
         let raw: RawCoreConfig = config.extract()?;
         let config = CoreConfig::from_raw(raw)?;
-        let _guard = runtime::runtime().enter();
+        let runtime = runtime::runtime();
+        let _guard = runtime.enter();
         Ok(Core {
             store: Arc::new(Store::new(config)?),
         })
@@ -108,13 +130,12 @@ impl Core {
     fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.spawn(py, |store| async move {
             let client = store.client().await?;
-            let row = client
-                .query_one(
-                    "SELECT current_setting('server_version'), current_database()::text, current_user::text",
-                    &[],
-                )
-                .await?;
-            Ok((row.get::<_, String>(0), row.get::<_, String>(1), row.get::<_, String>(2)))
+            let row = client.query_one(connection::SERVER_INFO, &[]).await?;
+            Ok((
+                row.get::<_, String>(0),
+                row.get::<_, String>(1),
+                row.get::<_, String>(2),
+            ))
         })
     }
 
@@ -233,7 +254,9 @@ impl Core {
     }
 
     /// Leases up to `max_count` messages, acknowledging `acks` in the same statement; with
-    /// `wait`, waits up to that many seconds for a message.
+    /// `wait`, waits up to that many seconds for a message. Shielded from cancellation: a
+    /// statement sent always completes, and leases that reach a cancelled caller are released
+    /// (`ReleaseLeases`), so cancelling never burns a delivery.
     #[pyo3(signature = (stream, consumer_id, max_count, visibility_timeout, wait = None, acks = None))]
     #[allow(clippy::too_many_arguments)]
     fn dequeue<'py>(
@@ -246,43 +269,40 @@ impl Core {
         wait: Option<f64>,
         acks: Option<&Receipts>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let visibility = positive_seconds("visibility_timeout", visibility_timeout)?;
+        let visibility = config::duration(
+            "visibility_timeout",
+            visibility_timeout,
+            false,
+            config::MAX_DURATION_SECONDS,
+        )?;
+        let wait = config::duration(
+            "wait",
+            wait.unwrap_or(0.0),
+            true,
+            config::MAX_DURATION_SECONDS,
+        )?;
         if max_count < 1 {
             return Err(ConfigurationError::new_err(format!(
                 "max_count must be at least 1, got {max_count}"
             )));
         }
-        let acks = acks.map(|a| a.items.clone()).unwrap_or_default();
-        self.spawn(py, |store| async move {
-            let outcome = match wait {
-                Some(seconds) if seconds > 0.0 => {
-                    queue::dequeue_waiting(
-                        &store,
-                        &stream,
-                        &consumer_id,
-                        max_count,
-                        visibility,
-                        &acks,
-                        Duration::from_secs_f64(seconds),
-                    )
-                    .await?
-                }
-                _ => {
-                    let client = store.client().await?;
-                    queue::dequeue(
-                        &client,
-                        &store.sql.queue,
-                        &stream,
-                        &consumer_id,
-                        max_count,
-                        visibility,
-                        &acks,
-                    )
-                    .await?
-                }
-            };
-            Ok(QueuedRows(outcome.rows))
-        })
+        let request = queue::DequeueRequest {
+            stream,
+            consumer_id,
+            max_count,
+            visibility_seconds: visibility.as_secs_f64(),
+            acks: acks.map(|a| a.items.clone()).unwrap_or_default(),
+        };
+        let store = Arc::clone(&self.store);
+        let undo = Py::new(py, ReleaseLeases(Arc::clone(&store)))?.into_any();
+        bridge::awaitable_shielded(
+            py,
+            move |cancel| async move {
+                let rows = queue::dequeue_waiting(&store, request, wait, &cancel).await?;
+                Ok(QueuedRows(rows))
+            },
+            undo,
+        )
     }
 
     fn acknowledge<'py>(
@@ -319,10 +339,25 @@ impl Core {
         visibility_timeout: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let receipt = receipt.single()?;
-        let visibility = positive_seconds("visibility_timeout", visibility_timeout)?;
+        let visibility = config::duration(
+            "visibility_timeout",
+            visibility_timeout,
+            false,
+            config::MAX_DURATION_SECONDS,
+        )?
+        .as_secs_f64();
         self.spawn(py, |store| async move {
             let client = store.client().await?;
             queue::extend_lease(&client, &store.sql.queue, receipt, visibility).await
+        })
+    }
+
+    /// `[(version, description, checksum)]` of the schema's applied migrations, read on a
+    /// pooled connection: what `connect()` checks before doing anything else.
+    fn applied_migrations<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            migrate::applied(&client, &store.config.schema_name).await
         })
     }
 
@@ -405,9 +440,8 @@ impl Core {
         let ids = ids.map(uuids).transpose()?;
         self.spawn(py, |store| async move {
             let client = store.client().await?;
-            let sql = &store.sql;
-            let sweep = &sql.queue.sweep_expired;
-            queue_admin::redrive(&client, &sql.queue_admin, sweep, &stream, ids.as_deref()).await
+            let sql = &store.sql.queue_admin;
+            queue_admin::redrive(&client, sql, &stream, ids.as_deref()).await
         })
     }
 

@@ -8,9 +8,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tokio_postgres::Client;
 
+use crate::config;
 use crate::config::{CoreConfig, RawCoreConfig};
-use crate::db::connection::connect_dedicated;
-use crate::db::generic;
+use crate::db::connection::{self, connect_dedicated};
+use crate::db::{generic, migrate};
 use crate::errors::CoreError;
 use crate::py::core::TupleRows;
 use crate::py::{bridge, codec};
@@ -42,7 +43,16 @@ impl Session {
         statement_timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let config = CoreConfig::from_raw(config.extract::<RawCoreConfig>()?)?;
-        let timeout = statement_timeout.map(std::time::Duration::from_secs_f64);
+        let timeout = statement_timeout
+            .map(|s| {
+                config::duration(
+                    "statement_timeout",
+                    s,
+                    false,
+                    config::MAX_STATEMENT_TIMEOUT_SECONDS,
+                )
+            })
+            .transpose()?;
         bridge::awaitable(py, async move {
             let client = connect_dedicated(&config, timeout).await?;
             Ok(Session {
@@ -77,6 +87,72 @@ impl Session {
         })
     }
 
+    /// `(server_version, database, user)` of the server.
+    fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let client = Arc::clone(&self.client);
+        bridge::awaitable(py, async move {
+            with_client(&client, async |c| {
+                let row = c.query_one(connection::SERVER_INFO, &[]).await?;
+                Ok((
+                    row.get::<_, String>(0),
+                    row.get::<_, String>(1),
+                    row.get::<_, String>(2),
+                ))
+            })
+            .await
+        })
+    }
+
+    /// `[(version, description, checksum)]` of the schema's applied migrations (reads only).
+    fn applied_migrations<'py>(
+        &self,
+        py: Python<'py>,
+        schema: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = Arc::clone(&self.client);
+        bridge::awaitable(py, async move {
+            with_client(&client, async |c| migrate::applied(c, &schema).await).await
+        })
+    }
+
+    /// `(index exists, index valid, events has rows)`, or None without an events table.
+    fn event_data_index_state<'py>(
+        &self,
+        py: Python<'py>,
+        schema: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = Arc::clone(&self.client);
+        bridge::awaitable(py, async move {
+            with_client(&client, async |c| {
+                migrate::event_data_index_state(c, &schema).await
+            })
+            .await
+        })
+    }
+
+    /// Waits up to `wait` seconds for the advisory lock of migrators (`lock_class`, `key`).
+    fn lock_migrations<'py>(
+        &self,
+        py: Python<'py>,
+        lock_class: i32,
+        key: i32,
+        wait: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let wait = config::duration(
+            "lock_wait",
+            wait,
+            false,
+            config::MAX_STATEMENT_TIMEOUT_SECONDS,
+        )?;
+        let client = Arc::clone(&self.client);
+        bridge::awaitable(py, async move {
+            with_client(&client, async |c| {
+                migrate::lock(c, lock_class, key, wait).await
+            })
+            .await
+        })
+    }
+
     /// Closes the connection (releasing any session advisory lock).
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = Arc::clone(&self.client);
@@ -85,4 +161,30 @@ impl Session {
             Ok(())
         })
     }
+}
+
+/// The schema and `schema_version` table, if missing: the migrator's first statement.
+#[pyfunction]
+pub fn migration_bootstrap_sql(schema: &str) -> PyResult<String> {
+    config::validate_identifier(schema)?;
+    Ok(migrate::bootstrap(schema))
+}
+
+/// The `schema_version` row of one migration.
+#[pyfunction]
+pub fn migration_record_sql(
+    schema: &str,
+    version: i64,
+    description: &str,
+    checksum: &str,
+) -> PyResult<String> {
+    config::validate_identifier(schema)?;
+    Ok(migrate::record(schema, version, description, checksum))
+}
+
+/// Builds (`wanted`) or drops the GIN index on event data, `concurrently` on a live table.
+#[pyfunction]
+pub fn event_data_index_sql(schema: &str, wanted: bool, concurrently: bool) -> PyResult<String> {
+    config::validate_identifier(schema)?;
+    Ok(migrate::event_data_index(schema, wanted, concurrently))
 }
