@@ -17,6 +17,7 @@ from .errors import (
     SerializationError,
     StoreClosedError,
     StoreTimeoutError,
+    UndecodableEventError,
 )
 from .events import DeadLetter, Event, QueuedEvent, StoredEvent
 from .memory import InMemoryEventStore
@@ -52,6 +53,7 @@ __all__ = [
     "StoreTimeoutError",
     "StoredEvent",
     "StreamMetadata",
+    "UndecodableEventError",
     "__version__",
     "connect",
 ]

@@ -19,6 +19,7 @@ __all__ = [
     "SerializationError",
     "StoreClosedError",
     "StoreTimeoutError",
+    "UndecodableEventError",
 ]
 
 
@@ -79,3 +80,27 @@ class DatabaseError(EventStreamingError):
 class InternalError(EventStreamingError, RuntimeError):
     """A bug in pgstreams (a panic in its Rust core, say), reported instead of hanging; the
     message says what happened. Please report it."""
+
+
+class UndecodableEventError(EventStreamingError, ValueError):
+    """A stored event that cannot be turned into a ``StoredEvent`` (text that is not UTF-8,
+    say, written by another tool into a ``SQL_ASCII`` database). A reader raises it after
+    yielding every good event before it; the message and the attributes name the event, so a
+    reader can resume past it (``read_all(after_position=error.position)``)."""
+
+    def __init__(
+        self,
+        message: str,
+        stream: str | None = None,
+        offset: int | None = None,
+        position: int | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.stream = stream
+        self.offset = offset
+        self.position = position
+        self.event_id = event_id
+
+    def __reduce__(self) -> tuple[type, tuple[str, str | None, int | None, int | None, str | None]]:
+        return (type(self), (str(self), self.stream, self.offset, self.position, self.event_id))

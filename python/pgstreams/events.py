@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._core import DeadLetter, QueuedEvent, StoredEvent
+from ._core import MAX_NAME_BYTES, DeadLetter, QueuedEvent, StoredEvent
 from .errors import ConfigurationError, SerializationError
 
 __all__ = ["DeadLetter", "Event", "QueuedEvent", "StoredEvent", "new_event_id"]
@@ -85,12 +85,23 @@ class Event:
 # it is stored, by the Rust codec, which names the place (``events[2].data["x"]``).
 
 
+def _check_length(value: str, name: str) -> str:
+    """Types and correlation and causation ids are index keys: at most MAX_NAME_BYTES."""
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:
+        return value  # refused when stored, with the place named
+    if size > MAX_NAME_BYTES:
+        raise ConfigurationError(f"Event {name} is longer than {MAX_NAME_BYTES} bytes in UTF-8")
+    return value
+
+
 def _check_type(value: object) -> str:
     if not isinstance(value, str):
         raise SerializationError(f"Event type must be a str, got {type(value).__name__}")
     if not value:
         raise ConfigurationError("Event type must not be empty")
-    return value
+    return _check_length(value, "type")
 
 
 def _check_metadata(value: object) -> dict[str, Any]:
@@ -117,6 +128,8 @@ def _check_id(value: object) -> uuid.UUID:
 
 
 def _check_optional_text(value: object, name: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _check_length(value, name)
     raise SerializationError(f"Event {name} must be a str or None, got {type(value).__name__}")

@@ -4,9 +4,19 @@ over a different query."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+class PartialBatch(Exception):
+    """Raised by a fetch whose batch stops at an item it could not build: ``paginate`` yields
+    ``items`` (the good ones before it), then raises ``error``."""
+
+    def __init__(self, items: Sequence[Any], error: BaseException) -> None:
+        super().__init__(str(error))
+        self.items = items
+        self.error = error
 
 
 async def paginate(
@@ -24,7 +34,12 @@ async def paginate(
     repeated."""
     while remaining is None or remaining > 0:
         limit = batch_size if remaining is None else min(batch_size, remaining)
-        batch = await fetch(cursor, limit)
+        try:
+            batch = await fetch(cursor, limit)
+        except PartialBatch as partial:
+            for item in partial.items[:remaining]:
+                yield item
+            raise partial.error from None
         for item in batch:
             yield item
         if len(batch) < limit:

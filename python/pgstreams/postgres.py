@@ -5,6 +5,7 @@ primitive here is one call into ``_core``, which holds every statement this stor
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Generator, Sequence
@@ -13,10 +14,11 @@ from typing import Any
 
 from . import _core
 from .base import StoreBase
-from .errors import MigrationError
+from .errors import MigrationError, UndecodableEventError
 from .events import DeadLetter, QueuedEvent, StoredEvent
 from .migrator import AppliedMigration, DatabaseMigrator
 from .options import PostgresOptions
+from .paging import PartialBatch
 from .queue_stats import QueueStats, StreamMetadata
 
 __all__ = ["PostgresEventStore", "connect"]
@@ -61,10 +63,10 @@ class PostgresEventStore(StoreBase):
         return await self._core.append(stream, batch, expected_version)
 
     async def _read_stream(self, stream: str, offset: int, limit: int) -> Sequence[StoredEvent]:
-        return await self._core.read_stream(stream, offset, limit)
+        return _complete(await self._core.read_stream(stream, offset, limit))
 
     async def _read_all(self, after_position: int, limit: int) -> Sequence[StoredEvent]:
-        return await self._core.read_all(after_position, limit)
+        return _complete(await self._core.read_all(after_position, limit))
 
     async def _stream_version(self, stream: str) -> int:
         return await self._core.stream_version(stream)
@@ -96,9 +98,16 @@ class PostgresEventStore(StoreBase):
         wait: float | None,
         acks: _core.Receipts | None,
     ) -> list[QueuedEvent]:
-        return await self._core.dequeue(
-            stream, consumer_id, max_count, visibility_timeout, wait, acks
-        )
+        leasing = self._core.dequeue(stream, consumer_id, max_count, visibility_timeout, wait, acks)
+        try:
+            return await leasing
+        except asyncio.CancelledError:
+            # Cancelled after the messages arrived but before this task resumed to take them
+            # (the bridge releases them itself when the cancellation comes first): release
+            # them here, or their deliveries would burn until the visibility timeout.
+            if isinstance(leasing, asyncio.Future) and _has_result(leasing):
+                self._core.release(leasing.result())
+            raise
 
     async def _acknowledge(self, receipts: _core.Receipts) -> int:
         return await self._core.acknowledge(receipts)
@@ -124,6 +133,20 @@ class PostgresEventStore(StoreBase):
 
     async def _purge_queue(self, stream: str) -> int:
         return await self._core.purge_queue(stream)
+
+
+def _has_result(future: asyncio.Future[Any]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
+def _complete(
+    fetched: tuple[list[StoredEvent], UndecodableEventError | None],
+) -> list[StoredEvent]:
+    """A read batch, or ``PartialBatch`` when it stops at an event that cannot be decoded."""
+    events, error = fetched
+    if error is not None:
+        raise PartialBatch(events, error)
+    return events
 
 
 async def _open(options: PostgresOptions) -> PostgresEventStore:

@@ -7,27 +7,28 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+from ._core import MAX_NAME_BYTES
 from .durations import MAX_DURATION_SECONDS, to_seconds
 from .errors import ConfigurationError, SerializationError
 from .events import Event
 
-MAX_NAME_LENGTH = 1000
-
 
 def check_name(value: object, what: str) -> str:
-    """A stream, consumer or group name: a non-empty str without NUL, of sane length."""
+    """A stream, consumer or group name: a non-empty str without NUL or lone surrogates, at
+    most ``MAX_NAME_BYTES`` (1000) bytes in UTF-8 (names are index keys; see the Rust core's
+    ``config.rs``)."""
     if not isinstance(value, str):
         raise ConfigurationError(f"{what} must be a str, got {type(value).__name__}")
     if not value:
         raise ConfigurationError(f"{what} must not be empty")
     if "\x00" in value:
         raise ConfigurationError(f"{what} must not contain the NUL character")
-    if len(value) > MAX_NAME_LENGTH:
-        raise ConfigurationError(f"{what} is longer than {MAX_NAME_LENGTH} characters")
     try:
-        value.encode()
+        encoded = value.encode()
     except UnicodeEncodeError:
         raise ConfigurationError(f"{what} contains a lone surrogate") from None
+    if len(encoded) > MAX_NAME_BYTES:
+        raise ConfigurationError(f"{what} is longer than {MAX_NAME_BYTES} bytes in UTF-8")
     return value
 
 

@@ -88,6 +88,11 @@ impl std::fmt::Debug for CoreConfig {
     }
 }
 
+/// The longest name (stream, group, consumer) and the longest event type, correlation or
+/// causation id, in UTF-8 bytes. They are index keys, and a B-tree entry must fit in about
+/// 2,700 bytes: a stream and a group name together (a consumer offset's key) stay under it.
+pub const MAX_NAME_BYTES: usize = 1000;
+
 /// PostgreSQL's own ceiling on `max_connections`: a pool cannot usefully be larger.
 pub const MAX_POOL_SIZE: usize = 262_143;
 

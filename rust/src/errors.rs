@@ -14,6 +14,7 @@ pyo3::import_exception!(pgstreams.errors, StoreClosedError);
 pyo3::import_exception!(pgstreams.errors, StoreTimeoutError);
 pyo3::import_exception!(pgstreams.errors, DatabaseError);
 pyo3::import_exception!(pgstreams.errors, InternalError);
+pyo3::import_exception!(pgstreams.errors, UndecodableEventError);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {

@@ -24,6 +24,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::batch::Receipts>()?;
     m.add_function(wrap_pyfunction!(py::batch::parse_event_ids, m)?)?;
     m.add_function(wrap_pyfunction!(py::bridge::_shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(py::bridge::_panicking_call, m)?)?;
     m.add_function(wrap_pyfunction!(py::session::migration_bootstrap_sql, m)?)?;
     m.add_function(wrap_pyfunction!(py::session::migration_record_sql, m)?)?;
     m.add_function(wrap_pyfunction!(py::session::event_data_index_sql, m)?)?;
@@ -36,6 +37,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         config::MAX_STATEMENT_TIMEOUT_SECONDS,
     )?;
     m.add("MAX_POOL_SIZE", config::MAX_POOL_SIZE)?;
+    m.add("MAX_NAME_BYTES", config::MAX_NAME_BYTES)?;
     m.add("MAX_READ_BATCH_SIZE", config::MAX_READ_BATCH_SIZE)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -524,3 +524,16 @@ async def test_concurrent_large_batches_interleave_without_gaps(store: Any) -> N
         for start in range(0, len(offsets), LARGE):
             chunk = offsets[start : start + LARGE]
             assert chunk == list(range(chunk[0], chunk[0] + LARGE))
+
+
+async def test_concurrent_first_appends_without_expected_version_never_conflict(
+    store: Any,
+) -> None:
+    """Appends that expect nothing never raise ConcurrencyError, even when several create
+    the same new stream at the same moment (one once lost that race)."""
+    for _ in range(10):
+        stream = name()
+        results = await asyncio.gather(
+            *(store.append_batch(stream, events(1, f"c{i}-")) for i in range(12))
+        )
+        assert sorted(o for offsets in results for o in offsets) == list(range(12))

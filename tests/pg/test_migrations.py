@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import pgstreams
-from pgstreams import DatabaseMigrator, MigrationError, PostgresOptions
+from pgstreams import DatabaseMigrator, Event, MigrationError, PostgresOptions, _core
 from pgstreams.migrator import load_migrations
 from support import drop_schema, run_sql
 
@@ -273,3 +273,87 @@ async def test_without_event_data_index_the_gin_index_is_dropped(
 def test_bad_schema_names_are_refused(pg_dsn: str, bad: str) -> None:
     with pytest.raises(pgstreams.ConfigurationError, match="schema_name"):
         PostgresOptions(pg_dsn, schema_name=bad)
+
+
+# ---------------------------------------------------------------- connect() does no DDL
+
+
+async def test_a_least_privilege_role_connects_to_a_migrated_schema(
+    pg_dsn: str, pg_options: PostgresOptions
+) -> None:
+    """A role with only USAGE, SELECT/INSERT/UPDATE/DELETE and EXECUTE (what a DBA grants an
+    application) connects with the default auto_migrate=True and works: nothing is pending,
+    so connect() creates nothing."""
+    await DatabaseMigrator(pg_options).migrate()
+    schema = f'"{pg_options.schema_name}"'
+    role = f"pgstreams_app_{uuid.uuid4().hex[:8]}"
+    await run_sql(pg_dsn, f"CREATE ROLE {role} LOGIN")
+    try:
+        for grant in (
+            f"REVOKE CREATE ON DATABASE postgres FROM {role}",
+            f"GRANT USAGE ON SCHEMA {schema} TO {role}",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}",
+            f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
+            f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {schema} TO {role}",
+        ):
+            await run_sql(pg_dsn, grant)
+        dsn = pg_options.connection_string.replace("postgres@", f"{role}@", 1)
+        async with pgstreams.connect(dsn, schema_name=pg_options.schema_name) as store:
+            assert await store.append_batch("s", [Event("E", {}), Event("E", {})]) == [0, 1]
+            await store.enqueue("q", Event("J", {}))
+            message = await store.dequeue("q", "c")
+            assert message is not None and await store.acknowledge(message)
+    finally:
+        await run_sql(pg_dsn, f"DROP OWNED BY {role}")
+        await run_sql(pg_dsn, f"DROP ROLE {role}")
+
+
+async def test_connect_does_not_wait_behind_an_open_append(pg_options: PostgresOptions) -> None:
+    """A process starting while another holds an append open must not queue DDL on events
+    behind it (which would then block every append behind the DDL)."""
+    async with pgstreams.connect(pg_options) as store:
+        await store.append("s", Event("E", {}))
+    session = await _core.Session.open(pg_options.to_core_config(), None)
+    try:
+        await session.execute("BEGIN")
+        await session.query(
+            f'SELECT * FROM "{pg_options.schema_name}".append_events($1, NULL, $2, $3, $4, $5, $6, $7)',
+            ["held", [uuid.uuid4()], ["E"], [{}], [{}], [None], [None]],
+        )
+        # The bound only keeps a regression from hanging the suite; it is no speed claim.
+        other = await asyncio.wait_for(pgstreams.connect(pg_options), timeout=20)
+        await other.close()
+    finally:
+        await session.execute("ROLLBACK")
+        await session.close()
+
+
+async def test_connect_leaves_the_event_data_index_to_an_explicit_migrate(
+    pg_dsn: str, pg_options: PostgresOptions
+) -> None:
+    """The event_data_index switch acts in an explicit migrate only; on a table with rows it
+    builds the index concurrently, so the index is valid and appends were never blocked."""
+    async with pgstreams.connect(pg_options) as store:  # a fresh schema: the option applies
+        await store.append_batch("s", [Event("E", {"i": i}) for i in range(50)])
+    gin = lambda: index_definitions(pg_dsn, pg_options.schema_name)  # noqa: E731
+    assert any("gin" in d for d in await gin())
+
+    without = pg_options.with_overrides(event_data_index=False)
+    async with pgstreams.connect(without):
+        pass
+    assert any("gin" in d for d in await gin()), "connect() must not drop the index"
+    await DatabaseMigrator(without).migrate()
+    assert not any("gin" in d for d in await gin())
+
+    async with pgstreams.connect(pg_options):
+        pass
+    assert not any("gin" in d for d in await gin()), "connect() must not build the index"
+    await DatabaseMigrator(pg_options).migrate()
+    valid = await run_sql(
+        pg_dsn,
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = "
+        "'events_data_idx'",
+        [pg_options.schema_name],
+    )
+    assert valid == [(True,)]

@@ -63,3 +63,18 @@ impl<'a> FromSql<'a> for Micros {
     }
     accepts!(TIMESTAMPTZ, TIMESTAMP);
 }
+
+/// The bytes of a text column as the server sent them, whatever they hold (or of the `bytea`
+/// that `convert_to(text, 'SQL_ASCII')` makes of one): what a lenient reader falls back on
+/// when the text is not valid UTF-8 (`&str` refuses it).
+pub struct RawText<'a>(pub &'a [u8]);
+
+impl<'a> FromSql<'a> for RawText<'a> {
+    fn from_sql(
+        _ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawText(raw))
+    }
+    accepts!(TEXT, VARCHAR, BPCHAR, NAME, BYTEA);
+}

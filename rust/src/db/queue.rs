@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use super::append::EventColumns;
 use super::listener::QUEUE_KIND;
-use crate::errors::CoreResult;
+use super::read::cannot_be_sent;
+use crate::errors::{CoreError, CoreResult};
 use crate::store::Store;
 
 /// Which delivery an ack/nack/extend acts on: a specific lease (the `QueuedEvent` the
@@ -34,6 +35,9 @@ pub struct Statements {
     pub enqueue: String,
     pub dequeue: String,
     pub release: String,
+    pub dead_letter: String,
+    pub candidates: String,
+    pub sendable: String,
     pub acknowledge: String,
     pub nack: String,
     pub extend_lease: String,
@@ -121,6 +125,17 @@ impl Statements {
                         visible_at = NULL, delivery_attempts = q.delivery_attempts - 1 \
                  FROM unnest($1::uuid[], $2::uuid[]) AS r(id, token) \
                  WHERE q.id = r.id AND q.lease_token = r.token AND q.failed_at IS NULL"
+            ),
+            dead_letter: format!("SELECT {s}.dead_letter($1::uuid[], $2)"),
+            // The messages a dequeue would look at, and a test of whether one can be sent:
+            // what finds a message whose text the server cannot send as UTF-8.
+            candidates: format!(
+                "SELECT q.id FROM {s}.queue_events q WHERE q.stream_name = $1 \
+                 AND (q.visible_at IS NULL OR q.visible_at <= now()) ORDER BY q.seq LIMIT $2"
+            ),
+            sendable: format!(
+                "SELECT stream_name, event_type, data, metadata, correlation_id, causation_id, \
+                        consumer_id FROM {s}.queue_events WHERE id = $1"
             ),
             acknowledge: format!(
                 "WITH acked AS ( \
@@ -216,7 +231,7 @@ pub async fn dequeue(
     let mut leased: Vec<Row> = Vec::new();
     loop {
         let wanted = request.max_count - leased.len() as i64;
-        let rows = client
+        let fetched = client
             .query(
                 &statement,
                 &[
@@ -228,7 +243,29 @@ pub async fn dequeue(
                     &ack_leases,
                 ],
             )
-            .await?;
+            .await
+            .map_err(CoreError::from);
+        let rows = match fetched {
+            Ok(rows) => rows,
+            Err(error) if cannot_be_sent(&error) => {
+                // A message the server cannot send would fail every dequeue of the stream
+                // forever: make it a dead letter (nothing was leased: the statement failed
+                // whole) and look again.
+                let unsendable = unsendable(client, sql, &request.stream, wanted).await?;
+                if unsendable.is_empty() {
+                    return Err(error);
+                }
+                log::warn!(
+                    "pgstreams: {} message(s) of stream {:?} cannot be sent as UTF-8 and go to \
+                     the dead letters: {unsendable:?} ({error})",
+                    unsendable.len(),
+                    request.stream
+                );
+                dead_letter(client, sql, &unsendable, "undecodable").await?;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         let dead_lettered: i64 = rows.first().map_or(0, |r| r.get(0));
         ack_ids.clear();
         ack_leases.clear();
@@ -240,6 +277,33 @@ pub async fn dequeue(
             return Ok(leased);
         }
     }
+}
+
+/// The deliverable messages among the next `limit` that the server cannot send.
+async fn unsendable(
+    client: &deadpool_postgres::Client,
+    sql: &Statements,
+    stream: &str,
+    limit: i64,
+) -> CoreResult<Vec<Uuid>> {
+    let candidates = client
+        .query(sql.candidates.as_str(), &[&stream, &limit])
+        .await?;
+    let sendable = client.prepare_cached(&sql.sendable).await?;
+    let mut found = Vec::new();
+    for candidate in &candidates {
+        let id: Uuid = candidate.get(0);
+        match client
+            .query(&sendable, &[&id])
+            .await
+            .map_err(CoreError::from)
+        {
+            Err(error) if cannot_be_sent(&error) => found.push(id),
+            Err(error) => return Err(error),
+            Ok(_) => {}
+        }
+    }
+    Ok(found)
 }
 
 /// How long a waiting consumer sleeps between polls when no notification arrives: what
@@ -324,6 +388,17 @@ pub async fn release(
     let (ids, leases) = receipt_columns(receipts);
     let statement = client.prepare_cached(&sql.release).await?;
     Ok(client.execute(&statement, &[&ids, &leases]).await?)
+}
+
+/// Makes these messages dead letters, with `reason`; returns how many were.
+pub async fn dead_letter(
+    client: &deadpool_postgres::Client,
+    sql: &Statements,
+    ids: &[Uuid],
+    reason: &str,
+) -> CoreResult<i64> {
+    let statement = client.prepare_cached(&sql.dead_letter).await?;
+    Ok(client.query_one(&statement, &[&ids, &reason]).await?.get(0))
 }
 
 pub async fn acknowledge(

@@ -9,6 +9,14 @@ use uuid::Uuid;
 
 use crate::errors::CoreResult;
 
+/// `raw("column")`: the column's stored bytes as `bytea`. Converting to SQL_ASCII is the one
+/// conversion PostgreSQL never checks, so it cannot fail on text that is not valid UTF-8.
+const RAW: &str = "convert_to(<text>, 'SQL_ASCII')";
+
+fn raw(text: &str) -> String {
+    RAW.replace("<text>", text)
+}
+
 /// The statements of queue inspection and housekeeping, for one schema.
 pub struct Statements {
     pub stats: String,
@@ -38,11 +46,20 @@ impl Statements {
             ),
             // The seed's view, which reports a spent message as failed when its last lease
             // expired: what dead_letter() records when it marks it, so a listing does not
-            // change when that happens.
+            // change when that happens. Text and JSON come as the stored bytes ({RAW}), which
+            // the server sends without re-encoding: a listing of what failed shows every row,
+            // even one whose text is not UTF-8 (`convert::dead_letters`).
             dead_letters: format!(
-                "SELECT id, stream_name, event_type, data, metadata, correlation_id, causation_id, \
-                        delivery_attempts, enqueued_at, failed_at, reason \
-                 FROM {s}.dead_letter_queue WHERE stream_name = $1 ORDER BY failed_at, id LIMIT $2"
+                "SELECT id, {stream}, {event_type}, {data}, {metadata}, {correlation_id}, \
+                        {causation_id}, delivery_attempts, enqueued_at, failed_at, {reason} \
+                 FROM {s}.dead_letter_queue WHERE stream_name = $1 ORDER BY failed_at, id LIMIT $2",
+                stream = raw("stream_name"),
+                event_type = raw("event_type"),
+                data = raw("data::text"),
+                metadata = raw("metadata::text"),
+                correlation_id = raw("correlation_id"),
+                causation_id = raw("causation_id"),
+                reason = raw("reason"),
             ),
             redrive: format!("SELECT {s}.redrive_dead_letters($1, $2)"),
             delete_dead_letters: format!(

@@ -1,37 +1,144 @@
 //! Batched reads. Each call fetches one batch on a pooled connection and returns it; the
 //! iterators in Python ask for the next batch with the last offset or position seen, so no
 //! connection or transaction is held between batches and memory stays flat.
+//!
+//! A batch can hold a row the server cannot send as UTF-8 (text that another tool wrote
+//! into a `SQL_ASCII` database): the server then fails the whole statement, which would stop
+//! every reader at that batch forever without saying which event is to blame. So on that
+//! error a read falls back to fetching the batch's keys, then its rows one at a time, and
+//! returns the rows before the bad one together with who the bad one is.
 
+use postgres_types::ToSql;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
+use uuid::Uuid;
 
-use crate::errors::CoreResult;
+use crate::errors::{CoreError, CoreResult};
 
 /// The columns of an event row, in `convert::stored_events` order.
 const EVENT_COLUMNS: &str = "stream_name, stream_offset, position, event_id, event_type, data, \
                              metadata, correlation_id, causation_id, created_at";
 
+/// What identifies an event row, readable whatever its text holds: the stream name comes as
+/// its stored bytes (converting to SQL_ASCII is the one conversion the server never checks).
+const KEY_COLUMNS: &str = "position, stream_offset, event_id, convert_to(stream_name, 'SQL_ASCII')";
+
+/// One kind of batch read: its statement, and the same selection returning only keys.
+pub struct Read {
+    rows: String,
+    keys: String,
+    one: String,
+}
+
+impl Read {
+    fn new(s: &str, selection: &str) -> Self {
+        Read {
+            rows: format!("SELECT {EVENT_COLUMNS} FROM {s}.events {selection}"),
+            keys: format!("SELECT {KEY_COLUMNS} FROM {s}.events {selection}"),
+            one: format!("SELECT {EVENT_COLUMNS} FROM {s}.events WHERE position = $1"),
+        }
+    }
+}
+
 /// The statements of reads, for one schema.
 pub struct Statements {
-    pub read_stream: String,
-    pub read_all: String,
+    pub read_stream: Read,
+    pub read_all: Read,
     pub stream_version: String,
 }
 
 impl Statements {
     pub fn new(s: &str) -> Self {
         Statements {
-            read_stream: format!(
-                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE stream_name = $1 AND stream_offset >= $2 \
-                 ORDER BY stream_offset LIMIT $3"
+            read_stream: Read::new(
+                s,
+                "WHERE stream_name = $1 AND stream_offset >= $2 ORDER BY stream_offset LIMIT $3",
             ),
-            read_all: format!(
-                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2"
-            ),
+            read_all: Read::new(s, "WHERE position > $1 ORDER BY position LIMIT $2"),
             stream_version: format!(
                 "SELECT coalesce((SELECT version FROM {s}.streams WHERE stream_name = $1), -1)"
             ),
         }
     }
+}
+
+/// An event row the server could not send, named as far as its keys go.
+#[derive(Debug)]
+pub struct BadRow {
+    pub stream: String,
+    pub offset: i64,
+    pub position: i64,
+    pub id: Uuid,
+    pub cause: String,
+}
+
+/// A batch: its rows in order, and the row that stopped it early, if one did.
+pub struct Batch {
+    pub rows: Vec<Row>,
+    pub bad: Option<BadRow>,
+}
+
+/// The server refused to send a value as UTF-8 (SQLSTATE 22021 or 22P05).
+pub fn cannot_be_sent(error: &CoreError) -> bool {
+    matches!(
+        error.sqlstate(),
+        Some(code) if *code == SqlState::CHARACTER_NOT_IN_REPERTOIRE
+            || *code == SqlState::UNTRANSLATABLE_CHARACTER
+    )
+}
+
+async fn read(
+    client: &deadpool_postgres::Client,
+    read: &Read,
+    params: &[&(dyn ToSql + Sync)],
+) -> CoreResult<Batch> {
+    let statement = client.prepare_cached(&read.rows).await?;
+    match client
+        .query(&statement, params)
+        .await
+        .map_err(CoreError::from)
+    {
+        Ok(rows) => Ok(Batch { rows, bad: None }),
+        Err(error) if cannot_be_sent(&error) => row_by_row(client, read, params).await,
+        Err(error) => Err(error),
+    }
+}
+
+/// The slow path: the batch's keys, then each row alone until the one that fails.
+async fn row_by_row(
+    client: &deadpool_postgres::Client,
+    read: &Read,
+    params: &[&(dyn ToSql + Sync)],
+) -> CoreResult<Batch> {
+    let keys = client.query(read.keys.as_str(), params).await?;
+    let one = client.prepare_cached(&read.one).await?;
+    let mut rows = Vec::with_capacity(keys.len());
+    for key in &keys {
+        let position: i64 = key.get(0);
+        match client
+            .query_one(&one, &[&position])
+            .await
+            .map_err(CoreError::from)
+        {
+            Ok(row) => rows.push(row),
+            Err(error) if cannot_be_sent(&error) => {
+                let stream: Vec<u8> = key.get(3);
+                let bad = BadRow {
+                    stream: String::from_utf8_lossy(&stream).into_owned(),
+                    offset: key.get(1),
+                    position,
+                    id: key.get(2),
+                    cause: error.to_string(),
+                };
+                return Ok(Batch {
+                    rows,
+                    bad: Some(bad),
+                });
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(Batch { rows, bad: None })
 }
 
 pub async fn read_stream(
@@ -40,11 +147,8 @@ pub async fn read_stream(
     stream: &str,
     start_offset: i64,
     limit: i64,
-) -> CoreResult<Vec<Row>> {
-    let statement = client.prepare_cached(&sql.read_stream).await?;
-    Ok(client
-        .query(&statement, &[&stream, &start_offset, &limit])
-        .await?)
+) -> CoreResult<Batch> {
+    read(client, &sql.read_stream, &[&stream, &start_offset, &limit]).await
 }
 
 pub async fn read_all(
@@ -52,9 +156,8 @@ pub async fn read_all(
     sql: &Statements,
     after_position: i64,
     limit: i64,
-) -> CoreResult<Vec<Row>> {
-    let statement = client.prepare_cached(&sql.read_all).await?;
-    Ok(client.query(&statement, &[&after_position, &limit]).await?)
+) -> CoreResult<Batch> {
+    read(client, &sql.read_all, &[&after_position, &limit]).await
 }
 
 pub async fn stream_version(

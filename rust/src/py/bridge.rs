@@ -226,6 +226,32 @@ where
     spawn_for_loop(py, task, Some(undo))
 }
 
+/// A result whose conversion to Python panics (for `_panicking_call("result")`).
+struct PanicsWhenConverted;
+
+impl<'py> IntoPyObject<'py> for PanicsWhenConverted {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+    fn into_pyobject(self, _py: Python<'py>) -> PyResult<Self::Output> {
+        panic!("a panic while building a result, on purpose");
+    }
+}
+
+/// `_panicking_call(where)`: an awaitable that panics in its task (`"task"`) or while its
+/// result is built (`"result"`). The tests' proof that a panic reaches the caller as
+/// `InternalError` instead of leaving it waiting forever.
+#[pyfunction]
+pub fn _panicking_call<'py>(py: Python<'py>, place: &str) -> PyResult<Bound<'py, PyAny>> {
+    let in_task = place == "task";
+    awaitable(py, async move {
+        if in_task {
+            panic!("a panic in a task, on purpose");
+        }
+        Ok(PanicsWhenConverted)
+    })
+}
+
 /// Registered with `atexit`: no completion touches Python after this returns.
 #[pyfunction]
 pub fn _shutdown(py: Python<'_>) {

@@ -5,13 +5,15 @@ use std::collections::HashMap;
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyList, PyString, PyType};
+use pyo3::types::{PyBytes, PyList, PyString, PyType};
 use tokio_postgres::Row;
 
+use crate::config::MAX_NAME_BYTES;
 use crate::db::append::NewEvent;
-use crate::db::pgtypes::{JsonText, Micros, RawJson};
-use crate::db::queue::DEQUEUE_ROW_OFFSET;
-use crate::errors::SerializationError;
+use crate::db::pgtypes::{JsonText, Micros, RawJson, RawText};
+use crate::db::queue::{Receipt, DEQUEUE_ROW_OFFSET};
+use crate::db::read::BadRow;
+use crate::errors::{SerializationError, UndecodableEventError};
 use crate::json;
 use crate::py::types::{
     uuid_from_object, DeadLetter, LazyTime, LazyUuid, QueuedEvent, StoredEvent,
@@ -47,6 +49,12 @@ fn text(value: Bound<'_, PyAny>, path: impl Fn() -> String) -> PyResult<String> 
     if text.contains('\0') {
         return Err(SerializationError::new_err(format!(
             "{}: contains the NUL character, which PostgreSQL rejects",
+            path()
+        )));
+    }
+    if text.len() > MAX_NAME_BYTES {
+        return Err(SerializationError::new_err(format!(
+            "{}: is longer than {MAX_NAME_BYTES} bytes in UTF-8",
             path()
         )));
     }
@@ -122,83 +130,234 @@ impl<'a> StringCache<'a> {
     }
 }
 
-fn decode_column(
+/// Reads the cells of one fetched row, turning any failure into a sentence (never a panic:
+/// `Row::get` panics on a value it cannot convert, such as text that is not UTF-8 in a
+/// `SQL_ASCII` database another tool wrote).
+struct Cells<'r> {
+    row: &'r Row,
+    offset: usize,
+}
+
+impl<'r> Cells<'r> {
+    fn get<T: postgres_types::FromSql<'r>>(&self, index: usize) -> Result<T, String> {
+        let index = self.offset + index;
+        self.row
+            .try_get(index)
+            .map_err(|error| format!("column {:?}: {error}", self.row.columns()[index].name()))
+    }
+
+    fn json<'py>(
+        &self,
+        py: Python<'py>,
+        index: usize,
+        keys: &mut json::KeyCache,
+    ) -> Result<Py<PyAny>, String> {
+        let raw: RawJson<'r> = self.get(index)?;
+        json::decode_cached(py, raw.0, keys)
+            .map(Bound::unbind)
+            .map_err(|error| {
+                format!(
+                    "column {:?}: invalid JSON: {error}",
+                    self.row.columns()[self.offset + index].name()
+                )
+            })
+    }
+}
+
+/// What `stored_events` gives Python: the events up to the first row that could not be
+/// decoded, and that row's error (`UndecodableEventError`), if any. The reader yields the
+/// good events, then raises.
+pub type EventsAndError<'py> = (Bound<'py, PyList>, Option<Py<PyAny>>);
+
+fn stored_event<'r>(
     py: Python<'_>,
-    row: &Row,
-    index: usize,
+    cells: &Cells<'r>,
+    strings: &mut StringCache<'r>,
     keys: &mut json::KeyCache,
-) -> PyResult<Py<PyAny>> {
-    let raw: RawJson<'_> = row.get(index);
-    Ok(json::decode_cached(py, raw.0, keys)?.unbind())
+) -> Result<StoredEvent, String> {
+    Ok(StoredEvent {
+        stream: strings.get(py, cells.get(0)?),
+        offset: cells.get(1)?,
+        position: cells.get(2)?,
+        id: LazyUuid::Raw(cells.get(3)?),
+        r#type: strings.get(py, cells.get(4)?),
+        data: cells.json(py, 5, keys)?,
+        metadata: cells.json(py, 6, keys)?,
+        correlation_id: strings.optional(py, cells.get(7)?),
+        causation_id: strings.optional(py, cells.get(8)?),
+        timestamp: LazyTime::Micros(cells.get::<Micros>(9)?.0),
+    })
 }
 
-/// Rows of `events` (columns as in `db::sql::EVENT_COLUMNS`) -> a list of `StoredEvent`.
-pub fn stored_events<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py, PyList>> {
+/// The `UndecodableEventError` of an event, named as far as it could be read.
+fn undecodable_event(
+    py: Python<'_>,
+    stream: Option<String>,
+    offset: Option<i64>,
+    position: Option<i64>,
+    id: Option<uuid::Uuid>,
+    cause: &str,
+) -> Py<PyAny> {
+    let message = format!(
+        "cannot decode the event at offset {} of stream {:?} (position {}, id {}): {cause}",
+        offset.map_or("?".into(), |o| o.to_string()),
+        stream.as_deref().unwrap_or("?"),
+        position.map_or("?".into(), |p| p.to_string()),
+        id.map_or("?".into(), |i| i.to_string()),
+    );
+    UndecodableEventError::new_err((message, stream, offset, position, id.map(|i| i.to_string())))
+        .into_value(py)
+        .into_any()
+}
+
+/// Rows of `events` (columns as in `read::EVENT_COLUMNS`) -> `StoredEvent`s, up to the first
+/// row that cannot be decoded (or the row the server could not send, `bad`), and its error.
+pub fn stored_events<'py>(
+    py: Python<'py>,
+    rows: &[Row],
+    bad: Option<&BadRow>,
+) -> PyResult<EventsAndError<'py>> {
     let mut strings = StringCache::default();
     let mut keys = json::KeyCache::default();
     let list = PyList::empty(py);
     for row in rows {
-        let event = StoredEvent {
-            stream: strings.get(py, row.get(0)),
-            offset: row.get(1),
-            position: row.get(2),
-            id: LazyUuid::Raw(row.get(3)),
-            r#type: strings.get(py, row.get(4)),
-            data: decode_column(py, row, 5, &mut keys)?,
-            metadata: decode_column(py, row, 6, &mut keys)?,
-            correlation_id: strings.optional(py, row.get(7)),
-            causation_id: strings.optional(py, row.get(8)),
-            timestamp: LazyTime::Micros(row.get::<_, Micros>(9).0),
-        };
-        list.append(Bound::new(py, event)?)?;
+        let cells = Cells { row, offset: 0 };
+        match stored_event(py, &cells, &mut strings, &mut keys) {
+            Ok(event) => list.append(Bound::new(py, event)?)?,
+            Err(cause) => {
+                let stream = row
+                    .try_get::<_, RawText<'_>>(0)
+                    .ok()
+                    .map(|text| String::from_utf8_lossy(text.0).into_owned());
+                let error = undecodable_event(
+                    py,
+                    stream,
+                    row.try_get(1).ok(),
+                    row.try_get(2).ok(),
+                    row.try_get(3).ok(),
+                    &cause,
+                );
+                return Ok((list, Some(error)));
+            }
+        }
     }
-    Ok(list)
+    let error = bad.map(|b| {
+        undecodable_event(
+            py,
+            Some(b.stream.clone()),
+            Some(b.offset),
+            Some(b.position),
+            Some(b.id),
+            &b.cause,
+        )
+    });
+    Ok((list, error))
 }
 
-/// Rows of a dequeue (message columns from `DEQUEUE_ROW_OFFSET`) -> a list of `QueuedEvent`.
-pub fn queued_events<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py, PyList>> {
+fn queued_event<'r>(
+    py: Python<'_>,
+    cells: &Cells<'r>,
+    strings: &mut StringCache<'r>,
+    keys: &mut json::KeyCache,
+) -> Result<QueuedEvent, String> {
+    Ok(QueuedEvent {
+        id: LazyUuid::Raw(cells.get(0)?),
+        stream: strings.get(py, cells.get(1)?),
+        r#type: strings.get(py, cells.get(2)?),
+        data: cells.json(py, 3, keys)?,
+        metadata: cells.json(py, 4, keys)?,
+        correlation_id: strings.optional(py, cells.get(5)?),
+        causation_id: strings.optional(py, cells.get(6)?),
+        delivery_count: i64::from(cells.get::<i32>(7)?),
+        enqueued_at: LazyTime::Micros(cells.get::<Micros>(8)?.0),
+        consumer_id: strings.optional(py, cells.get(9)?),
+        lease_expires_at: LazyTime::Micros(cells.get::<Micros>(10)?.0),
+        lease: LazyUuid::Raw(cells.get(11)?),
+    })
+}
+
+/// A leased message that could not be decoded: its receipt and why.
+pub struct UndecodableMessage {
+    pub receipt: Receipt,
+    pub cause: String,
+}
+
+/// Rows of a dequeue (message columns from `DEQUEUE_ROW_OFFSET`) -> `QueuedEvent`s, and the
+/// messages that could not be decoded (the caller dead-letters them: no consumer could
+/// ever handle them, and delivering them again would only burn deliveries).
+pub fn queued_events<'py>(
+    py: Python<'py>,
+    rows: &[Row],
+) -> PyResult<(Bound<'py, PyList>, Vec<UndecodableMessage>)> {
     let mut strings = StringCache::default();
     let mut keys = json::KeyCache::default();
     let list = PyList::empty(py);
-    let o = DEQUEUE_ROW_OFFSET;
+    let mut undecodable = Vec::new();
     for row in rows {
-        let event = QueuedEvent {
-            id: LazyUuid::Raw(row.get(o)),
-            stream: strings.get(py, row.get(o + 1)),
-            r#type: strings.get(py, row.get(o + 2)),
-            data: decode_column(py, row, o + 3, &mut keys)?,
-            metadata: decode_column(py, row, o + 4, &mut keys)?,
-            correlation_id: strings.optional(py, row.get(o + 5)),
-            causation_id: strings.optional(py, row.get(o + 6)),
-            delivery_count: i64::from(row.get::<_, i32>(o + 7)),
-            enqueued_at: LazyTime::Micros(row.get::<_, Micros>(o + 8).0),
-            consumer_id: strings.optional(py, row.get(o + 9)),
-            lease_expires_at: LazyTime::Micros(row.get::<_, Micros>(o + 10).0),
-            lease: LazyUuid::Raw(row.get(o + 11)),
+        let cells = Cells {
+            row,
+            offset: DEQUEUE_ROW_OFFSET,
         };
-        list.append(Bound::new(py, event)?)?;
+        match queued_event(py, &cells, &mut strings, &mut keys) {
+            Ok(event) => list.append(Bound::new(py, event)?)?,
+            Err(cause) => {
+                // The id and lease are uuids, always decodable.
+                let receipt = Receipt {
+                    id: row.get(DEQUEUE_ROW_OFFSET),
+                    lease: row.get(DEQUEUE_ROW_OFFSET + 11),
+                };
+                undecodable.push(UndecodableMessage { receipt, cause });
+            }
+        }
     }
-    Ok(list)
+    Ok((list, undecodable))
 }
 
-/// Rows of a dead-letter listing (columns as in `db::dead_letters::COLUMNS`) -> `DeadLetter`s.
+/// A text cell of a dead letter, decoded leniently: a listing of what failed must show every
+/// row, whatever another tool wrote in it.
+fn lenient_text(row: &Row, index: usize) -> Option<String> {
+    row.try_get::<_, Option<RawText<'_>>>(index)
+        .ok()
+        .flatten()
+        .map(|text| String::from_utf8_lossy(text.0).into_owned())
+}
+
+/// A JSON cell of a dead letter, sent as its text's bytes: its value, or those bytes when it
+/// cannot be decoded.
+fn lenient_json(py: Python<'_>, row: &Row, index: usize, keys: &mut json::KeyCache) -> Py<PyAny> {
+    let Ok(RawText(text)) = row.try_get::<_, RawText<'_>>(index) else {
+        return py.None();
+    };
+    match json::decode_cached(py, text, keys) {
+        Ok(value) => value.unbind(),
+        Err(_) => PyBytes::new(py, text).into_any().unbind(),
+    }
+}
+
+/// Rows of a dead-letter listing (columns as in `queue_admin::Statements::dead_letters`) ->
+/// `DeadLetter`s. Every row comes back: a JSON value that cannot be decoded is given as its
+/// raw bytes, text that is not UTF-8 with replacement characters.
 pub fn dead_letters<'py>(py: Python<'py>, rows: &[Row]) -> PyResult<Bound<'py, PyList>> {
-    let mut strings = StringCache::default();
     let mut keys = json::KeyCache::default();
     let list = PyList::empty(py);
     for row in rows {
+        let string = |index: usize| {
+            PyString::new(py, &lenient_text(row, index).unwrap_or_default()).unbind()
+        };
+        let optional =
+            |index: usize| lenient_text(row, index).map(|t| PyString::new(py, &t).unbind());
         let letter = DeadLetter {
             id: LazyUuid::Raw(row.get(0)),
-            stream: strings.get(py, row.get(1)),
-            r#type: strings.get(py, row.get(2)),
-            data: decode_column(py, row, 3, &mut keys)?,
-            metadata: decode_column(py, row, 4, &mut keys)?,
-            correlation_id: strings.optional(py, row.get(5)),
-            causation_id: strings.optional(py, row.get(6)),
+            stream: string(1),
+            r#type: string(2),
+            data: lenient_json(py, row, 3, &mut keys),
+            metadata: lenient_json(py, row, 4, &mut keys),
+            correlation_id: optional(5),
+            causation_id: optional(6),
             delivery_count: i64::from(row.get::<_, i32>(7)),
             enqueued_at: LazyTime::Micros(row.get::<_, Micros>(8).0),
             failed_at: LazyTime::Micros(row.get::<_, Micros>(9).0),
-            reason: strings.get(py, row.get(10)),
+            reason: string(10),
         };
         list.append(Bound::new(py, letter)?)?;
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyTuple};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -38,14 +38,68 @@ macro_rules! rows_into_py {
 }
 
 rows_into_py! {
-    /// Rows of `events` -> `StoredEvent`s.
-    EventRows => convert::stored_events;
-    /// Rows of a dequeue -> `QueuedEvent`s.
-    QueuedRows => convert::queued_events;
     /// Rows of a dead-letter listing -> `DeadLetter`s.
     DeadLetterRows => convert::dead_letters;
     /// Rows of any statement -> tuples.
     TupleRows => codec::rows_to_tuples;
+}
+
+/// A read batch -> `(StoredEvents, error)`: the events up to the first that cannot be
+/// decoded, and its `UndecodableEventError` (None when every row decoded).
+pub struct EventRows(pub read::Batch);
+
+impl<'py> IntoPyObject<'py> for EventRows {
+    type Target = PyTuple;
+    type Output = Bound<'py, PyTuple>;
+    type Error = PyErr;
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        let (events, error) = convert::stored_events(py, &self.0.rows, self.0.bad.as_ref())?;
+        PyTuple::new(
+            py,
+            [
+                events.into_any().unbind(),
+                error.unwrap_or_else(|| py.None()),
+            ],
+        )
+    }
+}
+
+/// Rows of a dequeue -> `QueuedEvent`s. A message that cannot be decoded is left out and
+/// dead-lettered (reason `undecodable`) in the background, with a warning naming it: no
+/// consumer could handle it, and delivering it again would only burn its deliveries.
+pub struct QueuedRows {
+    rows: Vec<Row>,
+    store: Arc<Store>,
+}
+
+impl<'py> IntoPyObject<'py> for QueuedRows {
+    type Target = PyList;
+    type Output = Bound<'py, PyList>;
+    type Error = PyErr;
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        let (events, undecodable) = convert::queued_events(py, &self.rows)?;
+        if !undecodable.is_empty() {
+            for message in &undecodable {
+                log::warn!(
+                    "pgstreams: message {} cannot be decoded and goes to the dead letters: {}",
+                    message.receipt.id,
+                    message.cause
+                );
+            }
+            let ids: Vec<Uuid> = undecodable.iter().map(|m| m.receipt.id).collect();
+            let store = self.store;
+            runtime::runtime().spawn(async move {
+                let marked = async {
+                    let client = store.client().await?;
+                    queue::dead_letter(&client, &store.sql.queue, &ids, "undecodable").await
+                };
+                if let Err(error) = marked.await {
+                    log::warn!("pgstreams: could not dead-letter undecodable messages: {error}");
+                }
+            });
+        }
+        Ok(events)
+    }
 }
 
 /// A list of `uuid.UUID`s (already checked by `batch::parse_event_ids`) -> owned ids.
@@ -56,35 +110,39 @@ fn uuids(values: &Bound<'_, PyAny>) -> PyResult<Vec<Uuid>> {
         .collect()
 }
 
-/// The `undo` of a dequeue (`bridge::awaitable_shielded`): given the leased messages that
-/// reached a caller who had cancelled meanwhile, releases their leases in the background.
+/// Releases, in the background, the leases of messages a dequeue took but nobody received:
+/// they are ready again, in their place, and that delivery does not count.
+fn release_in_background(store: &Arc<Store>, leased: &Bound<'_, PyAny>) -> PyResult<()> {
+    let receipts = Receipts::from_values(leased)?.items;
+    if receipts.is_empty() {
+        return Ok(());
+    }
+    let store = Arc::clone(store);
+    runtime::runtime().spawn(async move {
+        let released = async {
+            let client = store.client().await?;
+            queue::release(&client, &store.sql.queue, &receipts).await
+        };
+        match released.await {
+            Ok(count) => log::debug!("pgstreams: released {count} leases of a cancelled dequeue"),
+            Err(error) => log::warn!(
+                "pgstreams: could not release the leases of a cancelled dequeue ({error}); \
+                 they come back when their visibility timeout ends"
+            ),
+        }
+    });
+    Ok(())
+}
+
+/// The `undo` of a dequeue (`bridge::awaitable_shielded`): the leased messages that reached
+/// a caller who had cancelled meanwhile.
 #[pyclass(frozen)]
 struct ReleaseLeases(Arc<Store>);
 
 #[pymethods]
 impl ReleaseLeases {
     fn __call__(&self, leased: &Bound<'_, PyAny>) -> PyResult<()> {
-        let receipts = Receipts::from_values(leased)?.items;
-        if receipts.is_empty() {
-            return Ok(());
-        }
-        let store = Arc::clone(&self.0);
-        runtime::runtime().spawn(async move {
-            let released = async {
-                let client = store.client().await?;
-                queue::release(&client, &store.sql.queue, &receipts).await
-            };
-            match released.await {
-                Ok(count) => {
-                    log::debug!("pgstreams: released {count} leases of a cancelled dequeue")
-                }
-                Err(error) => log::warn!(
-                    "pgstreams: could not release the leases of a cancelled dequeue ({error}); \
-                     they come back when their visibility timeout ends"
-                ),
-            }
-        });
-        Ok(())
+        release_in_background(&self.0, leased)
     }
 }
 
@@ -141,6 +199,21 @@ impl Core {
 
     fn close(&self) {
         self.store.close();
+    }
+
+    /// Releases the leases of `leased` (a dequeue's result) in the background: for a task
+    /// cancelled after its dequeue's result arrived but before it resumed to take it.
+    fn release(&self, leased: &Bound<'_, PyAny>) -> PyResult<()> {
+        release_in_background(&self.store, leased)
+    }
+
+    /// How many streams the LISTEN task holds a waiter entry for (0 without LISTEN): what the
+    /// tests check to prove the map does not grow with every stream ever waited on.
+    fn _waited_streams(&self) -> usize {
+        self.store
+            .listener
+            .as_ref()
+            .map_or(0, |l| l.waited_streams())
     }
 
     #[getter]
@@ -299,7 +372,7 @@ impl Core {
             py,
             move |cancel| async move {
                 let rows = queue::dequeue_waiting(&store, request, wait, &cancel).await?;
-                Ok(QueuedRows(rows))
+                Ok(QueuedRows { rows, store })
             },
             undo,
         )
