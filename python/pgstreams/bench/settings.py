@@ -23,6 +23,7 @@ class BenchSettings:
     queue_repetitions: int
     latency_samples: int
     wake_samples: int
+    backlog_delayed: int
     payload_pool: int
     benchmark_timeout: float
 
@@ -41,6 +42,7 @@ class BenchSettings:
                 queue_repetitions=3,
                 latency_samples=200,
                 wake_samples=50,
+                backlog_delayed=20_000,
                 payload_pool=5_000,
                 benchmark_timeout=120.0,
             )
@@ -56,6 +58,7 @@ class BenchSettings:
             queue_repetitions=5,
             latency_samples=1000,
             wake_samples=200,
+            backlog_delayed=100_000,
             payload_pool=20_000,
             benchmark_timeout=400.0,
         )

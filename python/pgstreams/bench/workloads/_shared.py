@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from ...events import new_event_id
+from ...events import Event, new_event_id
 from ...postgres import PostgresEventStore
 from ..errors import BenchmarkError
 from ..payloads import EVENT_TYPE, METADATA, Payloads, make_events
@@ -29,6 +29,44 @@ QUEUE_RETURNING_COLUMNS: Final = (
     "delivery_attempts, enqueued_at, consumer_id, visible_at, lease_token"
 )
 ENQUEUE_BATCH: Final = 1000
+
+
+RAW_QUEUE_TABLE: Final = "raw_queue"
+RAW_QUEUE_COPY_COLUMNS: Final = (
+    "id",
+    "stream_name",
+    "event_type",
+    "data",
+    "metadata",
+    "correlation_id",
+)
+
+
+async def create_raw_queue(conn: Any, schema: str) -> str:
+    """The queue table a user writing it by hand would make (one index, in enqueue order,
+    a NOT NULL visibility time), beside pgstreams' own in the raw side's schema; returns its
+    qualified name. The raw side's queue benchmarks use it, so they measure hand-written SQL
+    on a hand-made table, not pgstreams' table design."""
+    table = f'"{schema}".{RAW_QUEUE_TABLE}'
+    await conn.execute(
+        f"CREATE TABLE {table} (id uuid PRIMARY KEY, seq bigserial NOT NULL, "
+        "stream_name text NOT NULL, event_type text NOT NULL, data jsonb NOT NULL, "
+        "metadata jsonb NOT NULL DEFAULT '{}'::jsonb, correlation_id text, causation_id text, "
+        "enqueued_at timestamptz NOT NULL DEFAULT now(), "
+        "visible_at timestamptz NOT NULL DEFAULT now(), "
+        "delivery_attempts integer NOT NULL DEFAULT 0, lease_token uuid, consumer_id text, "
+        f"leased_at timestamptz); CREATE INDEX ON {table} (stream_name, seq)"
+    )
+    return table
+
+
+async def raw_enqueue(conn: Any, schema: str, stream: str, events: Sequence[Event]) -> None:
+    """The raw side's enqueue into ``create_raw_queue``'s table: binary COPY."""
+    records = [(e.id, stream, e.type, e.data, dict(e.metadata), e.correlation_id) for e in events]
+    status = await conn.copy_records_to_table(
+        RAW_QUEUE_TABLE, records=records, columns=RAW_QUEUE_COPY_COLUMNS, schema_name=schema
+    )
+    expect("raw COPY status", status, f"COPY {len(records)}")
 
 
 def raw_dequeue_sql(table: str, limit: int) -> str:

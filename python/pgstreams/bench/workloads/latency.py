@@ -12,7 +12,13 @@ from ..errors import BenchmarkError
 from ..payloads import EVENT_TYPE, METADATA, make_events
 from ..results import BenchResult, latency_rows
 from ..runner import Run, Scope, alternating_samples, count_rows, expect
-from ._shared import ENQUEUE_BATCH, EVENT_COPY_COLUMNS, raw_dequeue_sql
+from ._shared import (
+    ENQUEUE_BATCH,
+    EVENT_COPY_COLUMNS,
+    create_raw_queue,
+    raw_dequeue_sql,
+    raw_enqueue,
+)
 
 NAME: Final = "latency"
 ORDER: Final = 50
@@ -26,8 +32,9 @@ async def run(bench: Run) -> list[BenchResult]:
         ps_schema = scope.schema("lat_ps")
         raw_schema = scope.schema("lat_raw")
         store = await scope.store(ps_schema)
-        raw_loader = await scope.store(raw_schema)
+        await scope.store(raw_schema)  # migrates the raw side's schema (its events table)
         conn = await scope.raw()
+        qt = await create_raw_queue(conn, raw_schema)
         payloads = bench.payloads()
 
         # single append
@@ -88,8 +95,7 @@ async def run(bench: Run) -> list[BenchResult]:
         for start_at in range(0, messages, ENQUEUE_BATCH):
             chunk = make_events(payloads.take(min(ENQUEUE_BATCH, messages - start_at)), "lat")
             await store.enqueue_batch(queue, chunk)
-            await raw_loader.enqueue_batch(queue, chunk)
-        qt = f'"{raw_schema}".queue_events'
+            await raw_enqueue(conn, raw_schema, queue, chunk)
         dequeue_one_sql = raw_dequeue_sql(qt, 1)
         delete_one_sql = f"DELETE FROM {qt} WHERE id = $1"
 

@@ -13,7 +13,7 @@ from ...events import QueuedEvent
 from ..payloads import make_events
 from ..results import BenchResult, rate_result
 from ..runner import Run, Scope, count_rows, expect
-from ._shared import ENQUEUE_BATCH, raw_dequeue_sql
+from ._shared import ENQUEUE_BATCH, create_raw_queue, raw_dequeue_sql, raw_enqueue
 
 NAME: Final = "queue"
 ORDER: Final = 30
@@ -29,10 +29,10 @@ async def run(bench: Run) -> list[BenchResult]:
         ps_schema = scope.schema("q_ps")
         raw_schema = scope.schema("q_raw")
         store = await scope.store(ps_schema)
-        raw_loader = await scope.store(raw_schema)
+        await scope.store(raw_schema)  # creates the raw side's schema
         admin = await scope.raw()
         conns = [await scope.raw() for _ in range(QUEUE_CONSUMERS)]
-        qt = f'"{raw_schema}".queue_events'
+        qt = await create_raw_queue(admin, raw_schema)
         dequeue_sql = raw_dequeue_sql(qt, QUEUE_BATCH)
         ack_sql = f"DELETE FROM {qt} WHERE id = ANY($1::uuid[])"
 
@@ -42,9 +42,9 @@ async def run(bench: Run) -> list[BenchResult]:
                 chunk = min(ENQUEUE_BATCH, messages - start)
                 events = make_events(payloads.take(chunk), f"job-{start}")
                 await store.enqueue_batch(stream, events)
-                await raw_loader.enqueue_batch(stream, events)
-            for schema in (ps_schema, raw_schema):
-                await admin.execute(f'VACUUM ANALYZE "{schema}".queue_events')
+                await raw_enqueue(admin, raw_schema, stream, events)
+            for table in (f'"{ps_schema}".queue_events', qt):
+                await admin.execute(f"VACUUM ANALYZE {table}")
 
         async def drain_pgstreams() -> list[uuid.UUID]:
             seen: list[uuid.UUID] = []
@@ -92,8 +92,8 @@ async def run(bench: Run) -> list[BenchResult]:
             return seen
 
         sides: list[tuple[str, str, Callable[[], Awaitable[list[uuid.UUID]]]]] = [
-            ("pgstreams", ps_schema, drain_pgstreams),
-            ("raw", raw_schema, drain_raw),
+            ("pgstreams", f'"{ps_schema}".queue_events', drain_pgstreams),
+            ("raw", qt, drain_raw),
         ]
         rates: dict[str, list[float]] = {"pgstreams": [], "raw": []}
         for index in range(s.queue_repetitions + 1):  # the first is the warm-up
@@ -101,13 +101,13 @@ async def run(bench: Run) -> list[BenchResult]:
             bench.say(f"queue: rep {index}, {messages:,} messages")
             await preload(messages)
             shift = index % 2
-            for name, schema, drain in [*sides[shift:], *sides[:shift]]:
+            for name, table, drain in [*sides[shift:], *sides[:shift]]:
                 start = time.perf_counter()
                 seen = await drain()
                 elapsed = time.perf_counter() - start
                 expect(f"{name} messages delivered", len(seen), messages)
                 expect(f"{name} distinct messages", len(set(seen)), messages)
-                left = await count_rows(admin, f'SELECT count(*) FROM "{schema}".queue_events')
+                left = await count_rows(admin, f"SELECT count(*) FROM {table}")
                 expect(f"{name} messages left after acks", left, 0)
                 if index:
                     rates[name].append(messages / elapsed)

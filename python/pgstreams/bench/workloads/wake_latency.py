@@ -12,7 +12,7 @@ from ..errors import BenchmarkError
 from ..payloads import EVENT_TYPE, METADATA
 from ..results import BenchResult, latency_rows, percentile
 from ..runner import Run, Scope, alternating_samples, count_rows, expect
-from ._shared import raw_dequeue_sql
+from ._shared import create_raw_queue, raw_dequeue_sql
 
 NAME: Final = "wake_latency"
 ORDER: Final = 60
@@ -34,7 +34,7 @@ async def run(bench: Run) -> list[BenchResult]:
         consumer_conn = await scope.raw()
         producer_conn = await scope.raw()
         payloads = bench.payloads()
-        qt = f'"{raw_schema}".queue_events'
+        qt = await create_raw_queue(producer_conn, raw_schema)
         dequeue_one_sql = raw_dequeue_sql(qt, 1)
         insert_sql = (
             f"INSERT INTO {qt} (id, stream_name, event_type, data, metadata) "
