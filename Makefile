@@ -41,7 +41,8 @@ typecheck: $(PY) ## mypy --strict on the package, and the _core stub against the
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest pgstreams._core
 
-test: install ## the whole test suite (needs PostgreSQL: $$PGSTREAMS_TEST_DSN, the local server, or its binaries)
+test: install ## the whole test suite: Rust (cargo test) then Python (needs PostgreSQL: $$PGSTREAMS_TEST_DSN, the local server, or its binaries)
+	cargo test --quiet
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install ## pgstreams vs raw asyncpg, side by side

@@ -229,3 +229,34 @@ impl CoreConfig {
         config
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{duration, MAX_DURATION_SECONDS, MAX_STATEMENT_TIMEOUT_SECONDS};
+
+    #[test]
+    fn durations_within_bounds_are_kept() {
+        assert_eq!(duration("d", 1.5, false, MAX_DURATION_SECONDS).unwrap().as_millis(), 1500);
+        assert_eq!(duration("d", 0.0, true, MAX_DURATION_SECONDS).unwrap().as_secs(), 0);
+        let longest = duration("d", MAX_DURATION_SECONDS, false, MAX_DURATION_SECONDS).unwrap();
+        assert_eq!(longest.as_secs_f64(), MAX_DURATION_SECONDS);
+    }
+
+    #[test]
+    fn bad_durations_are_refused_naming_the_argument_never_panicking() {
+        for (value, allow_zero) in [
+            (0.0, false),
+            (-1.0, true),
+            (f64::NAN, true),
+            (f64::INFINITY, true),
+            (1e19, true),
+            (1e20, false),
+            (f64::MAX, false),
+            (MAX_DURATION_SECONDS * 1.000_001, false),
+        ] {
+            let error = duration("wait", value, allow_zero, MAX_DURATION_SECONDS).unwrap_err();
+            assert!(error.to_string().starts_with("wait must be"), "{error}");
+        }
+        assert!(duration("command_timeout", 3e6, false, MAX_STATEMENT_TIMEOUT_SECONDS).is_err());
+    }
+}

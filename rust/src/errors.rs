@@ -118,25 +118,54 @@ fn timed_out(error: &tokio_postgres::Error) -> bool {
     false
 }
 
+/// What a driver error is, for the caller: decided by SQLSTATE when the server sent one, else
+/// by what the driver knows (the connection closed, an I/O timeout), never by message text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriverErrorKind {
+    /// The server cancelled the statement: `statement_timeout` (`command_timeout`), 57014.
+    CommandTimeout,
+    /// Any other error the server reported; its SQLSTATE is kept.
+    Server,
+    /// The connection ended under the call.
+    ConnectionLost,
+    /// Connecting took longer than `connect_timeout`.
+    ConnectTimeout,
+    /// Anything else the driver reports.
+    Other,
+}
+
+pub fn classify(code: Option<&SqlState>, closed: bool, timed_out: bool) -> DriverErrorKind {
+    match code {
+        Some(code) if *code == SqlState::QUERY_CANCELED => DriverErrorKind::CommandTimeout,
+        Some(_) => DriverErrorKind::Server,
+        None if closed => DriverErrorKind::ConnectionLost,
+        None if timed_out => DriverErrorKind::ConnectTimeout,
+        None => DriverErrorKind::Other,
+    }
+}
+
 impl From<CoreError> for PyErr {
     fn from(error: CoreError) -> PyErr {
         match error {
             CoreError::Postgres(e) => {
                 let message = describe_postgres_error(&e);
-                match e.code() {
-                    // statement_timeout (command_timeout) and lock_timeout cancel with 57014 / 55P03.
-                    Some(code) if *code == SqlState::QUERY_CANCELED => {
+                let no_code = Option::<String>::None;
+                match classify(e.code(), e.is_closed(), timed_out(&e)) {
+                    DriverErrorKind::CommandTimeout => {
                         StoreTimeoutError::new_err(format!("command timed out: {message}"))
                     }
-                    Some(code) => DatabaseError::new_err((message, code.code().to_owned())),
-                    None if e.is_closed() => DatabaseError::new_err((
+                    DriverErrorKind::Server => {
+                        let code = e.code().map(|c| c.code().to_owned());
+                        DatabaseError::new_err((message, code))
+                    }
+                    DriverErrorKind::ConnectionLost => DatabaseError::new_err((
                         format!("the connection to PostgreSQL was lost: {message}"),
-                        Option::<String>::None,
+                        no_code,
                     )),
-                    None if timed_out(&e) => {
+                    DriverErrorKind::ConnectTimeout => {
                         StoreTimeoutError::new_err(format!("connect timed out: {message}"))
                     }
-                    None => DatabaseError::new_err((message, Option::<String>::None)),
+                    DriverErrorKind::Other => DatabaseError::new_err((message, no_code)),
                 }
             }
             CoreError::Concurrency {
@@ -155,5 +184,38 @@ impl From<CoreError> for PyErr {
                 InternalError::new_err(format!("pgstreams internal error: {m}"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{classify, DriverErrorKind};
+    use tokio_postgres::error::SqlState;
+
+    #[test]
+    fn a_cancelled_statement_is_a_command_timeout_whatever_else_holds() {
+        let code = Some(&SqlState::QUERY_CANCELED);
+        assert_eq!(classify(code, false, false), DriverErrorKind::CommandTimeout);
+        assert_eq!(classify(code, true, true), DriverErrorKind::CommandTimeout);
+    }
+
+    #[test]
+    fn every_other_sqlstate_is_a_server_error() {
+        for code in [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::LOCK_NOT_AVAILABLE,
+            SqlState::INSUFFICIENT_PRIVILEGE,
+            SqlState::from_code("XX999"),
+        ] {
+            assert_eq!(classify(Some(&code), false, false), DriverErrorKind::Server);
+        }
+    }
+
+    #[test]
+    fn without_a_sqlstate_the_driver_state_decides() {
+        assert_eq!(classify(None, true, false), DriverErrorKind::ConnectionLost);
+        assert_eq!(classify(None, true, true), DriverErrorKind::ConnectionLost);
+        assert_eq!(classify(None, false, true), DriverErrorKind::ConnectTimeout);
+        assert_eq!(classify(None, false, false), DriverErrorKind::Other);
     }
 }

@@ -15,6 +15,12 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The core logs (a lost LISTEN connection, a released lease...) through Python's
+    // logging, as logger "pgstreams" like the rest of the package. Debug records are dropped
+    // here: checking Python's level for each would take the GIL on a tokio thread.
+    let _ = pyo3_log::Logger::new(m.py(), pyo3_log::Caching::LoggersAndLevels)?
+        .filter(log::LevelFilter::Info)
+        .install();
     m.add_class::<py::core::Core>()?;
     m.add_class::<py::session::Session>()?;
     m.add_class::<py::types::StoredEvent>()?;

@@ -158,13 +158,13 @@ impl Drop for PooledConnection {
         let cancel = object.cancel_token();
         runtime::runtime().spawn(async move {
             if let Err(error) = cancel.cancel_query(tls).await {
-                log::debug!("pgstreams: could not cancel an abandoned statement: {error}");
+                log::debug!(target: "pgstreams", "pgstreams: could not cancel an abandoned statement: {error}");
             }
             // Requests are answered in order: once this one is, the connection is idle.
             match tokio::time::timeout(RECOVERY_TIMEOUT, object.simple_query("")).await {
                 Ok(Ok(_)) => drop(object),
                 _ => {
-                    log::debug!("pgstreams: closing a connection whose call was cancelled");
+                    log::debug!(target: "pgstreams", "pgstreams: closing a connection whose call was cancelled");
                     drop(Object::take(object));
                 }
             }

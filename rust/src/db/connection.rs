@@ -57,7 +57,7 @@ pub async fn connect_dedicated(
     let (client, connection) = connect_raw(config, statement_timeout).await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
-            log::debug!("pgstreams: dedicated connection ended: {error}");
+            log::debug!(target: "pgstreams", "pgstreams: dedicated connection ended: {error}");
         }
     });
     Ok(client)

@@ -144,7 +144,7 @@ impl Listener {
     async fn run(self: Arc<Self>) {
         loop {
             if let Err(error) = self.listen_once().await {
-                log::warn!("pgstreams: LISTEN connection lost ({error}); waiting consumers poll until it is back");
+                log::warn!(target: "pgstreams", "pgstreams: LISTEN connection lost ({error}); waiting consumers poll until it is back");
             }
             tokio::time::sleep(RECONNECT_DELAY).await;
         }
@@ -166,7 +166,7 @@ impl Listener {
                     }
                     Ok(_) => {}
                     Err(error) => {
-                        log::debug!("pgstreams: LISTEN connection error: {error}");
+                        log::debug!(target: "pgstreams", "pgstreams: LISTEN connection error: {error}");
                         break;
                     }
                 }

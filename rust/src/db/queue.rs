@@ -255,7 +255,7 @@ pub async fn dequeue(
                 if unsendable.is_empty() {
                     return Err(error);
                 }
-                log::warn!(
+                log::warn!(target: "pgstreams",
                     "pgstreams: {} message(s) of stream {:?} cannot be sent as UTF-8 and go to \
                      the dead letters: {unsendable:?} ({error})",
                     unsendable.len(),

@@ -11,3 +11,6 @@ pub mod pytypes;
 pub use decode::{decode, decode_cached, KeyCache};
 pub use encode::{encode, encode_into};
 pub use pytypes as pytypes_public;
+
+#[cfg(test)]
+mod tests;

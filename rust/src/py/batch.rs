@@ -165,3 +165,43 @@ pub fn parse_event_ids<'py>(
     }
     Ok(list)
 }
+
+#[cfg(test)]
+mod tests {
+    use pyo3::prelude::*;
+    use pyo3::types::PyList;
+    use uuid::Uuid;
+
+    use super::Receipts;
+
+    #[test]
+    fn ids_are_read_in_every_form_uuid_accepts_and_nothing_else() {
+        Python::initialize();
+        Python::attach(|py| {
+            let id = Uuid::parse_str("67e55044-10b1-426f-9247-bb680e5fe0c8").unwrap();
+            let object = crate::py::types::uuid_object(py, id).unwrap();
+            let forms = PyList::new(
+                py,
+                [
+                    object.into_bound(py),
+                    "67e55044-10b1-426f-9247-bb680e5fe0c8".into_pyobject(py).unwrap().into_any(),
+                    "67e5504410b1426f9247bb680e5fe0c8".into_pyobject(py).unwrap().into_any(),
+                    "{67e55044-10b1-426f-9247-bb680e5fe0c8}".into_pyobject(py).unwrap().into_any(),
+                    "urn:uuid:67e55044-10b1-426f-9247-bb680e5fe0c8"
+                        .into_pyobject(py)
+                        .unwrap()
+                        .into_any(),
+                ],
+            )
+            .unwrap();
+            let receipts = Receipts::from_values(&forms).unwrap();
+            assert!(receipts.items.iter().all(|r| r.id == id && r.lease.is_none()));
+            for bad in ["", "67e55044", "67e55044-10b1-426f-9247-bb680e5fe0c8x", "not-a-uuid"] {
+                let list = PyList::new(py, [bad]).unwrap();
+                assert!(Receipts::from_values(&list).is_err(), "{bad}");
+            }
+            let numbers = PyList::new(py, [5]).unwrap();
+            assert!(Receipts::from_values(&numbers).is_err());
+        });
+    }
+}

@@ -147,7 +147,7 @@ fn deliver<T>(
             });
         if let Err(error) = scheduled {
             // The loop is closed: the awaiting task is gone with it.
-            log::debug!("pgstreams: could not deliver a result: {error}");
+            log::debug!(target: "pgstreams", "pgstreams: could not deliver a result: {error}");
         }
     });
 }

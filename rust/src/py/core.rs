@@ -80,7 +80,7 @@ impl<'py> IntoPyObject<'py> for QueuedRows {
         let (events, undecodable) = convert::queued_events(py, &self.rows)?;
         if !undecodable.is_empty() {
             for message in &undecodable {
-                log::warn!(
+                log::warn!(target: "pgstreams",
                     "pgstreams: message {} cannot be decoded and goes to the dead letters: {}",
                     message.receipt.id,
                     message.cause
@@ -94,7 +94,7 @@ impl<'py> IntoPyObject<'py> for QueuedRows {
                     queue::dead_letter(&client, &store.sql.queue, &ids, "undecodable").await
                 };
                 if let Err(error) = marked.await {
-                    log::warn!("pgstreams: could not dead-letter undecodable messages: {error}");
+                    log::warn!(target: "pgstreams", "pgstreams: could not dead-letter undecodable messages: {error}");
                 }
             });
         }
@@ -124,8 +124,8 @@ fn release_in_background(store: &Arc<Store>, leased: &Bound<'_, PyAny>) -> PyRes
             queue::release(&client, &store.sql.queue, &receipts).await
         };
         match released.await {
-            Ok(count) => log::debug!("pgstreams: released {count} leases of a cancelled dequeue"),
-            Err(error) => log::warn!(
+            Ok(count) => log::debug!(target: "pgstreams", "pgstreams: released {count} leases of a cancelled dequeue"),
+            Err(error) => log::warn!(target: "pgstreams", 
                 "pgstreams: could not release the leases of a cancelled dequeue ({error}); \
                  they come back when their visibility timeout ends"
             ),
