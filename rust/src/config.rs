@@ -236,8 +236,18 @@ mod tests {
 
     #[test]
     fn durations_within_bounds_are_kept() {
-        assert_eq!(duration("d", 1.5, false, MAX_DURATION_SECONDS).unwrap().as_millis(), 1500);
-        assert_eq!(duration("d", 0.0, true, MAX_DURATION_SECONDS).unwrap().as_secs(), 0);
+        assert_eq!(
+            duration("d", 1.5, false, MAX_DURATION_SECONDS)
+                .unwrap()
+                .as_millis(),
+            1500
+        );
+        assert_eq!(
+            duration("d", 0.0, true, MAX_DURATION_SECONDS)
+                .unwrap()
+                .as_secs(),
+            0
+        );
         let longest = duration("d", MAX_DURATION_SECONDS, false, MAX_DURATION_SECONDS).unwrap();
         assert_eq!(longest.as_secs_f64(), MAX_DURATION_SECONDS);
     }

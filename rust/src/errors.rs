@@ -195,7 +195,10 @@ mod tests {
     #[test]
     fn a_cancelled_statement_is_a_command_timeout_whatever_else_holds() {
         let code = Some(&SqlState::QUERY_CANCELED);
-        assert_eq!(classify(code, false, false), DriverErrorKind::CommandTimeout);
+        assert_eq!(
+            classify(code, false, false),
+            DriverErrorKind::CommandTimeout
+        );
         assert_eq!(classify(code, true, true), DriverErrorKind::CommandTimeout);
     }
 

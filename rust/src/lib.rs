@@ -7,6 +7,7 @@ pub mod errors;
 pub mod json;
 pub mod migrations;
 pub mod py;
+pub mod queue_wait;
 pub mod runtime;
 pub mod store;
 pub mod tls;

@@ -86,8 +86,14 @@ fn integers_of_any_size_stay_exact_and_huge_decimals_are_not_rounded() {
             let kind = value.get_type().name().unwrap().to_string();
             (kind, value.str().unwrap().to_string())
         };
-        assert_eq!(show("18446744073709551616"), ("int".into(), "18446744073709551616".into()));
-        assert_eq!(show("-9223372036854775809"), ("int".into(), "-9223372036854775809".into()));
+        assert_eq!(
+            show("18446744073709551616"),
+            ("int".into(), "18446744073709551616".into())
+        );
+        assert_eq!(
+            show("-9223372036854775809"),
+            ("int".into(), "-9223372036854775809".into())
+        );
         assert_eq!(show("1e400"), ("Decimal".into(), "1E+400".into()));
         assert_eq!(show("-1e-400"), ("Decimal".into(), "-1E-400".into()));
         assert_eq!(show("1.5"), ("float".into(), "1.5".into()));
@@ -117,7 +123,15 @@ fn lone_surrogates_survive_and_pairs_join() {
 #[test]
 fn malformed_documents_are_errors_with_a_position() {
     with_python(|py| {
-        for bad in [&b"{\"a\":}"[..], b"[1,]", b"01", b"\"abc", b"{\"a\":1} x", b"", b"\"\\x\""] {
+        for bad in [
+            &b"{\"a\":}"[..],
+            b"[1,]",
+            b"01",
+            b"\"abc",
+            b"{\"a\":1} x",
+            b"",
+            b"\"\\x\"",
+        ] {
             let error = super::decode::decode_cached(py, bad, &mut super::KeyCache::default())
                 .expect_err("malformed");
             assert!(error.offset <= bad.len(), "{error}");

@@ -184,9 +184,18 @@ mod tests {
                 py,
                 [
                     object.into_bound(py),
-                    "67e55044-10b1-426f-9247-bb680e5fe0c8".into_pyobject(py).unwrap().into_any(),
-                    "67e5504410b1426f9247bb680e5fe0c8".into_pyobject(py).unwrap().into_any(),
-                    "{67e55044-10b1-426f-9247-bb680e5fe0c8}".into_pyobject(py).unwrap().into_any(),
+                    "67e55044-10b1-426f-9247-bb680e5fe0c8"
+                        .into_pyobject(py)
+                        .unwrap()
+                        .into_any(),
+                    "67e5504410b1426f9247bb680e5fe0c8"
+                        .into_pyobject(py)
+                        .unwrap()
+                        .into_any(),
+                    "{67e55044-10b1-426f-9247-bb680e5fe0c8}"
+                        .into_pyobject(py)
+                        .unwrap()
+                        .into_any(),
                     "urn:uuid:67e55044-10b1-426f-9247-bb680e5fe0c8"
                         .into_pyobject(py)
                         .unwrap()
@@ -195,8 +204,16 @@ mod tests {
             )
             .unwrap();
             let receipts = Receipts::from_values(&forms).unwrap();
-            assert!(receipts.items.iter().all(|r| r.id == id && r.lease.is_none()));
-            for bad in ["", "67e55044", "67e55044-10b1-426f-9247-bb680e5fe0c8x", "not-a-uuid"] {
+            assert!(receipts
+                .items
+                .iter()
+                .all(|r| r.id == id && r.lease.is_none()));
+            for bad in [
+                "",
+                "67e55044",
+                "67e55044-10b1-426f-9247-bb680e5fe0c8x",
+                "not-a-uuid",
+            ] {
                 let list = PyList::new(py, [bad]).unwrap();
                 assert!(Receipts::from_values(&list).is_err(), "{bad}");
             }

@@ -15,8 +15,8 @@ use crate::errors::{ConfigurationError, CoreError};
 use crate::py::batch::{EventBatch, Receipts};
 use crate::py::types::uuid_from_object;
 use crate::py::{bridge, codec, convert};
-use crate::runtime;
 use crate::store::Store;
+use crate::{queue_wait, runtime};
 
 /// Fetched rows that become Python objects only when the result is handed to the event
 /// loop (`bridge::deliver`), the one moment the GIL is taken: `$name(rows)` is built by
@@ -371,7 +371,7 @@ impl Core {
         bridge::awaitable_shielded(
             py,
             move |cancel| async move {
-                let rows = queue::dequeue_waiting(&store, request, wait, &cancel).await?;
+                let rows = queue_wait::dequeue_waiting(&store, request, wait, &cancel).await?;
                 Ok(QueuedRows { rows, store })
             },
             undo,
