@@ -32,6 +32,8 @@ pub async fn dequeue_waiting(
     wait: Duration,
     cancel: &CancellationToken,
 ) -> CoreResult<Vec<Row>> {
+    // Before subscribing: a closed or inherited store must not start a LISTEN task.
+    store.check_usable()?;
     // No deadline past what the clock can hold: `wait` is bounded, this is a second fence.
     let deadline = Instant::now().checked_add(wait);
     let notify = store

@@ -5,7 +5,6 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -16,10 +15,6 @@ use crate::db::listener::Listener;
 use crate::db::sql::Sql;
 use crate::errors::{CoreError, CoreResult};
 use crate::{runtime, tls};
-
-/// How long a connection whose call was cancelled may take to become idle after the server
-/// was asked to cancel its statement; past it the connection is closed instead of reused.
-const RECOVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Store {
     pub config: CoreConfig,
@@ -120,10 +115,12 @@ impl Drop for Store {
 /// A connection borrowed from the pool for one call.
 ///
 /// Normally it goes back to the pool when dropped. But a call cancelled (or panicking) in
-/// the middle of a statement leaves that statement running on the server, and the next call
-/// given this connection would wait behind it. So when dropped while `runtime::interrupted()`,
-/// it asks the server to cancel whatever it runs, waits until the connection answers again,
-/// and only then returns it to the pool (or closes it, if it does not answer in time).
+/// the middle of a statement leaves that statement running on the server. So when dropped
+/// while `runtime::interrupted()`, it asks the server to cancel whatever it runs and closes
+/// the connection instead of returning it. Closing, not reusing: a cancel request is
+/// asynchronous (tokio-postgres returns once it is sent, and the server acts on it later),
+/// so on a reused connection it could land on the next caller's statement. Cancellations
+/// are rare; a new connection costs a few milliseconds once.
 pub struct PooledConnection {
     object: Option<Object>,
     tls: MakeRustlsConnect,
@@ -154,20 +151,19 @@ impl Drop for PooledConnection {
         if !runtime::interrupted() {
             return; // back to the pool
         }
-        let tls = self.tls.clone();
         let cancel = object.cancel_token();
-        runtime::runtime().spawn(async move {
-            if let Err(error) = cancel.cancel_query(tls).await {
-                log::debug!(target: "pgstreams", "pgstreams: could not cancel an abandoned statement: {error}");
-            }
-            // Requests are answered in order: once this one is, the connection is idle.
-            match tokio::time::timeout(RECOVERY_TIMEOUT, object.simple_query("")).await {
-                Ok(Ok(_)) => drop(object),
-                _ => {
-                    log::debug!(target: "pgstreams", "pgstreams: closing a connection whose call was cancelled");
-                    drop(Object::take(object));
+        // Out of the pool now, so nobody else is given it; closed once the cancel is sent.
+        let connection = Object::take(object);
+        let tls = self.tls.clone();
+        // Dropped on a tokio thread (the bridge drops cancelled work there): spawn on it
+        // directly rather than through runtime::runtime(), whose lock is for GIL holders.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(error) = cancel.cancel_query(tls).await {
+                    log::debug!(target: "pgstreams", "pgstreams: could not cancel an abandoned statement: {error}");
                 }
-            }
-        });
+                drop(connection);
+            });
+        }
     }
 }

@@ -73,6 +73,8 @@ struct State {
 
 pub struct Listener {
     config: CoreConfig,
+    /// The process the store belongs to: a forked child must not start its LISTEN task.
+    pid: u32,
     channel: String,
     /// Per stream: its wake-up handle and how many subscriptions hold it.
     waiters: Mutex<HashMap<String, (Arc<Notify>, usize)>>,
@@ -93,6 +95,7 @@ impl Listener {
     pub fn new(config: CoreConfig, channel: String) -> Arc<Self> {
         Arc::new(Listener {
             config,
+            pid: std::process::id(),
             channel,
             waiters: Mutex::new(HashMap::new()),
             state: Mutex::new(State {
@@ -134,7 +137,8 @@ impl Listener {
 
     fn ensure_running(self: &Arc<Self>) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.stopped || state.task.as_ref().is_some_and(|t| !t.is_finished()) {
+        let running = state.task.as_ref().is_some_and(|t| !t.is_finished());
+        if state.stopped || running || std::process::id() != self.pid {
             return;
         }
         let listener = Arc::clone(self);
