@@ -49,6 +49,34 @@ CREATE INDEX events_created_at_idx ON {schema}.events USING brin (created_at);
 -- drops it for write-heavy stores.
 CREATE INDEX events_data_idx ON {schema}.events USING gin (data jsonb_path_ops);
 
+-- The head of the global feed: the highest position ever committed. Appends pay nothing for
+-- it (it is the newest event's position). Before any statement deletes events (retention,
+-- deleting or truncating a stream, or another tool), a trigger records the head as it is,
+-- so the head never goes back, even when the newest events are the ones deleted.
+CREATE TABLE {schema}.feed_head (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    position bigint NOT NULL DEFAULT 0
+);
+INSERT INTO {schema}.feed_head DEFAULT VALUES;
+
+CREATE FUNCTION {schema}.head_position() RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT greatest((SELECT coalesce(max(position), 0) FROM {schema}.events),
+                    (SELECT position FROM {schema}.feed_head))
+$$;
+
+CREATE FUNCTION {schema}.remember_head() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE {schema}.feed_head SET position = {schema}.head_position();
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER events_remember_head_before_delete BEFORE DELETE ON {schema}.events
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.remember_head();
+CREATE TRIGGER events_remember_head_before_truncate BEFORE TRUNCATE ON {schema}.events
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.remember_head();
+
 -- The seed's stream_metadata view: per stream, length, first and last offset, oldest and
 -- newest timestamp, and the version (which survives retention).
 CREATE VIEW {schema}.stream_metadata AS

@@ -77,6 +77,13 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def pg_dsn_or_none(store_kind: str, request: pytest.FixtureRequest) -> str | None:
+    """The server's DSN for a PostgreSQL store, None for the in-memory one (for helpers that
+    poke at the database behind the store's back)."""
+    return str(request.getfixturevalue("pg_dsn")) if store_kind == "postgres" else None
+
+
+@pytest.fixture
 async def make_store(
     store_kind: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[StoreFactory]:

@@ -66,6 +66,10 @@ class Backend(ABC):
         """The offset of the stream's last event; -1 for a stream never written."""
 
     @abstractmethod
+    async def _head_position(self) -> int:
+        """The highest position ever committed; 0 when never written. Never goes back."""
+
+    @abstractmethod
     async def _list_streams(self) -> list[str]:
         """Every persistent stream ever written, in code point order."""
 

@@ -135,6 +135,12 @@ class StoreBase(Backend):
         self._check_open()
         return await self._stream_version(stream)
 
+    async def get_head_position(self) -> int:
+        """The highest position ever committed: 0 for a store never written. It never goes
+        back, not even when retention or deletion removes the newest events."""
+        self._check_open()
+        return await self._head_position()
+
     async def list_streams(self) -> list[str]:
         """Every persistent stream ever written, by name (code point order)."""
         self._check_open()

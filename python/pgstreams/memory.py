@@ -332,6 +332,9 @@ class InMemoryEventStore(StoreBase):
     async def _stream_version(self, stream: str) -> int:
         return self._versions.get(stream, -1)
 
+    async def _head_position(self) -> int:
+        return self._last_position  # a counter: deleting events never lowers it
+
     async def _list_streams(self) -> list[str]:
         return sorted(name for name, version in self._versions.items() if version >= 0)
 

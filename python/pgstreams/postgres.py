@@ -71,6 +71,9 @@ class PostgresEventStore(StoreBase):
     async def _stream_version(self, stream: str) -> int:
         return await self._core.stream_version(stream)
 
+    async def _head_position(self) -> int:
+        return await self._core.head_position()
+
     async def _list_streams(self) -> list[str]:
         return await self._core.list_streams()
 

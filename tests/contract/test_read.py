@@ -7,7 +7,7 @@ from typing import Any
 
 from pgstreams import Event
 
-from .helpers import collect, name
+from .helpers import collect, delete_events, name
 
 
 async def fill(store: Any, stream: str, count: int) -> list[Event]:
@@ -219,3 +219,18 @@ async def test_read_all_paging_by_position_visits_every_event_once(make_store: A
         seen.extend(e.data["i"] for e in page)
         position = page[-1].position
     assert seen == list(range(9))
+
+
+async def test_head_position_is_the_newest_position_and_never_goes_back(
+    store: Any, pg_dsn_or_none: str | None
+) -> None:
+    assert await store.get_head_position() == 0
+    stream = name()
+    await store.append_batch(stream, [Event("E", {}) for _ in range(3)])
+    newest = [e async for e in store.read_all()][-1].position
+    assert await store.get_head_position() == newest
+    # Deleting events, even the newest, by hand or by retention, never moves the head back.
+    await delete_events(store, stream, pg_dsn_or_none)
+    assert await store.get_head_position() == newest
+    await store.append(name(), Event("E", {}))
+    assert await store.get_head_position() > newest

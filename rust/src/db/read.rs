@@ -45,6 +45,7 @@ pub struct Statements {
     pub read_stream: Read,
     pub read_all: Read,
     pub stream_version: String,
+    pub head_position: String,
 }
 
 impl Statements {
@@ -58,6 +59,7 @@ impl Statements {
             stream_version: format!(
                 "SELECT coalesce((SELECT version FROM {s}.streams WHERE stream_name = $1), -1)"
             ),
+            head_position: format!("SELECT {s}.head_position()"),
         }
     }
 }
@@ -167,4 +169,13 @@ pub async fn stream_version(
 ) -> CoreResult<i64> {
     let statement = client.prepare_cached(&sql.stream_version).await?;
     Ok(client.query_one(&statement, &[&stream]).await?.get(0))
+}
+
+/// The highest position ever committed (0 for a store never written); never goes back.
+pub async fn head_position(
+    client: &deadpool_postgres::Client,
+    sql: &Statements,
+) -> CoreResult<i64> {
+    let statement = client.prepare_cached(&sql.head_position).await?;
+    Ok(client.query_one(&statement, &[]).await?.get(0))
 }

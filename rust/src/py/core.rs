@@ -310,6 +310,13 @@ impl Core {
         })
     }
 
+    fn head_position<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            read::head_position(&client, &store.sql.read).await
+        })
+    }
+
     /// Enqueues a batch; returns how many were new (known ids are skipped).
     fn enqueue<'py>(
         &self,
