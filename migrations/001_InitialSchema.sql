@@ -10,8 +10,11 @@ CREATE SCHEMA IF NOT EXISTS {schema};
 -- One row per persistent stream. Every append locks this row and advances `version` (the
 -- offset of the last event), so offsets are gap-free under concurrent appenders, and a stream
 -- whose events were all removed by retention keeps counting from where it was.
+-- Stream names compare byte by byte (COLLATE "C"), in every table: names are identifiers, the
+-- in-memory store orders them by code point too, and a prefix (a category such as "order-")
+-- is then a range of the stream index, whatever the database's collation.
 CREATE TABLE {schema}.streams (
-    stream_name text PRIMARY KEY,
+    stream_name text COLLATE "C" PRIMARY KEY,
     version bigint NOT NULL DEFAULT -1,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
@@ -23,7 +26,7 @@ CREATE TABLE {schema}.events (
     -- Global position, drawn from the sequence only while the append holds the global append
     -- lock (see begin_append), so positions become visible in increasing order.
     position bigint PRIMARY KEY DEFAULT nextval('{schema}.events_position_seq'),
-    stream_name text NOT NULL,
+    stream_name text COLLATE "C" NOT NULL,
     stream_offset bigint NOT NULL,
     event_id uuid NOT NULL,
     event_type text NOT NULL,
@@ -40,6 +43,8 @@ ALTER SEQUENCE {schema}.events_position_seq OWNED BY {schema}.events.position;
 
 CREATE INDEX events_correlation_id_idx ON {schema}.events (correlation_id, position)
     WHERE correlation_id IS NOT NULL;
+CREATE INDEX events_causation_id_idx ON {schema}.events (causation_id, position)
+    WHERE causation_id IS NOT NULL;
 CREATE INDEX events_event_type_idx ON {schema}.events (event_type, position);
 -- Appends arrive in time order, so a BRIN index serves time ranges at a fraction of a
 -- B-tree's write cost.
@@ -198,7 +203,8 @@ CREATE FUNCTION {schema}.append_events(
     p_data jsonb[],
     p_metadata jsonb[],
     p_correlation_ids text[],
-    p_causation_ids text[])
+    p_causation_ids text[],
+    p_versions integer[] DEFAULT NULL)
 RETURNS TABLE (outcome text, first_offset bigint, stream_version bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -208,27 +214,143 @@ BEGIN
     FROM {schema}.begin_append(p_stream, p_expected_version, cardinality(p_ids), p_ids);
     IF v_start.outcome = 'ok' THEN
         INSERT INTO {schema}.events
-            (stream_name, stream_offset, event_id, event_type, data, metadata, correlation_id, causation_id)
+            (stream_name, stream_offset, event_id, event_type, data, metadata, correlation_id,
+             causation_id, version)
         SELECT p_stream, v_start.first_offset - 1 + e.ord, e.id, e.event_type, e.data, e.metadata,
-               e.correlation_id, e.causation_id
-        FROM unnest(p_ids, p_types, p_data, p_metadata, p_correlation_ids, p_causation_ids)
-             WITH ORDINALITY AS e(id, event_type, data, metadata, correlation_id, causation_id, ord);
+               e.correlation_id, e.causation_id, coalesce(e.version, 1)
+        FROM unnest(p_ids, p_types, p_data, p_metadata, p_correlation_ids, p_causation_ids,
+                    p_versions)
+             WITH ORDINALITY AS e(id, event_type, data, metadata, correlation_id, causation_id,
+                                  version, ord);
     END IF;
     RETURN QUERY SELECT v_start.outcome, v_start.first_offset, v_start.stream_version;
 END $$;
 
 -- Consumer groups keep the NEXT offset to read (Kafka-style).
 CREATE TABLE {schema}.consumer_offsets (
-    stream_name text NOT NULL,
-    consumer_group text NOT NULL,
+    stream_name text COLLATE "C" NOT NULL,
+    consumer_group text COLLATE "C" NOT NULL,
     "offset" bigint NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (stream_name, consumer_group)
 );
 
+-- Consumer groups of the global feed keep the LAST position they processed: positions have
+-- gaps, so the next one is not known.
+CREATE TABLE {schema}.consumer_positions (
+    consumer_group text COLLATE "C" PRIMARY KEY,
+    position bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Commits a consumer group's offset on a stream. Forward only: an offset below the committed
+-- one changes nothing ('behind'), so a lagging member cannot move its group back, unless
+-- p_force (a deliberate reset). Never past the stream's next offset ('past_end'). With
+-- p_check_expected, only if the committed offset is p_expected (NULL: none yet), else
+-- 'conflict'. The group's row is locked (or, for a first commit, created under its key), so
+-- of N committers expecting the same offset exactly one wins.
+-- Returns the outcome, the committed offset found or written, and the stream's next offset.
+CREATE FUNCTION {schema}.commit_offset(
+    p_stream text, p_group text, p_offset bigint,
+    p_check_expected boolean, p_expected bigint, p_force boolean)
+RETURNS TABLE (outcome text, committed bigint, next_offset bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_next bigint;
+    v_current bigint;
+BEGIN
+    SELECT coalesce(max(s.version), -1) + 1 INTO v_next
+    FROM {schema}.streams s WHERE s.stream_name = p_stream;
+    IF p_offset > v_next THEN
+        RETURN QUERY SELECT 'past_end'::text, NULL::bigint, v_next;
+        RETURN;
+    END IF;
+    SELECT o."offset" INTO v_current FROM {schema}.consumer_offsets o
+    WHERE o.stream_name = p_stream AND o.consumer_group = p_group FOR UPDATE;
+    IF NOT FOUND THEN
+        IF NOT (p_check_expected AND p_expected IS NOT NULL) THEN
+            INSERT INTO {schema}.consumer_offsets (stream_name, consumer_group, "offset")
+            VALUES (p_stream, p_group, p_offset) ON CONFLICT DO NOTHING;
+            IF FOUND THEN
+                RETURN QUERY SELECT 'committed'::text, p_offset, v_next;
+                RETURN;
+            END IF;
+        END IF;
+        -- Another committer created the row meanwhile (or one was expected): judge against it.
+        SELECT o."offset" INTO v_current FROM {schema}.consumer_offsets o
+        WHERE o.stream_name = p_stream AND o.consumer_group = p_group FOR UPDATE;
+    END IF;
+    IF p_check_expected AND v_current IS DISTINCT FROM p_expected THEN
+        RETURN QUERY SELECT 'conflict'::text, v_current, v_next;
+        RETURN;
+    END IF;
+    IF v_current > p_offset AND NOT p_force THEN
+        RETURN QUERY SELECT 'behind'::text, v_current, v_next;
+        RETURN;
+    END IF;
+    UPDATE {schema}.consumer_offsets SET "offset" = p_offset, updated_at = now()
+    WHERE stream_name = p_stream AND consumer_group = p_group;
+    RETURN QUERY SELECT 'committed'::text, p_offset, v_next;
+END $$;
+
+-- The same for a consumer group of the global feed: the last position processed, never
+-- above the head ('past_end'), forward only, with the same expectation check.
+CREATE FUNCTION {schema}.commit_position(
+    p_group text, p_position bigint, p_check_expected boolean, p_expected bigint)
+RETURNS TABLE (outcome text, committed bigint, head bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_head bigint := {schema}.head_position();
+    v_current bigint;
+BEGIN
+    IF p_position > v_head THEN
+        RETURN QUERY SELECT 'past_end'::text, NULL::bigint, v_head;
+        RETURN;
+    END IF;
+    SELECT c.position INTO v_current FROM {schema}.consumer_positions c
+    WHERE c.consumer_group = p_group FOR UPDATE;
+    IF NOT FOUND THEN
+        IF NOT (p_check_expected AND p_expected IS NOT NULL) THEN
+            INSERT INTO {schema}.consumer_positions (consumer_group, position)
+            VALUES (p_group, p_position) ON CONFLICT DO NOTHING;
+            IF FOUND THEN
+                RETURN QUERY SELECT 'committed'::text, p_position, v_head;
+                RETURN;
+            END IF;
+        END IF;
+        SELECT c.position INTO v_current FROM {schema}.consumer_positions c
+        WHERE c.consumer_group = p_group FOR UPDATE;
+    END IF;
+    IF p_check_expected AND v_current IS DISTINCT FROM p_expected THEN
+        RETURN QUERY SELECT 'conflict'::text, v_current, v_head;
+        RETURN;
+    END IF;
+    IF v_current > p_position THEN
+        RETURN QUERY SELECT 'behind'::text, v_current, v_head;
+        RETURN;
+    END IF;
+    UPDATE {schema}.consumer_positions SET position = p_position, updated_at = now()
+    WHERE consumer_group = p_group;
+    RETURN QUERY SELECT 'committed'::text, p_position, v_head;
+END $$;
+
+-- Every consumer group with its lag: on a stream, the events not yet consumed (the stream's
+-- next offset minus the committed one); on the global feed (stream NULL), the events after
+-- the committed position.
+CREATE VIEW {schema}.consumer_groups AS
+SELECT o.stream_name, o.consumer_group, o."offset" AS committed_offset,
+       NULL::bigint AS committed_position,
+       greatest(coalesce(s.version, -1) + 1 - o."offset", 0) AS lag, o.updated_at
+FROM {schema}.consumer_offsets o
+LEFT JOIN {schema}.streams s ON s.stream_name = o.stream_name
+UNION ALL
+SELECT NULL, c.consumer_group, NULL, c.position,
+       (SELECT count(*) FROM {schema}.events e WHERE e.position > c.position), c.updated_at
+FROM {schema}.consumer_positions c;
+
 CREATE TABLE {schema}.consumer_registrations (
-    stream_name text NOT NULL,
-    consumer_group text NOT NULL,
+    stream_name text COLLATE "C" NOT NULL,
+    consumer_group text COLLATE "C" NOT NULL,
     consumer_id text NOT NULL,
     last_heartbeat timestamptz NOT NULL DEFAULT now(),
     session_timeout interval NOT NULL DEFAULT interval '30 seconds',
@@ -248,7 +370,7 @@ CREATE TABLE {schema}.queue_events (
     id uuid PRIMARY KEY,
     -- Enqueue order; a nacked message keeps it (its place), a redriven one gets a new one.
     seq bigserial NOT NULL,
-    stream_name text NOT NULL,
+    stream_name text COLLATE "C" NOT NULL,
     event_type text NOT NULL,
     data jsonb NOT NULL,
     metadata jsonb NOT NULL DEFAULT '{}'::jsonb,

@@ -22,18 +22,22 @@ from .errors import (
 from .events import DeadLetter, Event, QueuedEvent, StoredEvent
 from .memory import InMemoryEventStore
 from .migrator import DatabaseMigrator
+from .offsets import OMITTED, ConsumerGroupInfo
 from .options import PostgresOptions
 from .postgres import PostgresEventStore, connect
 from .protocol import EventStore
 from .queue_stats import QueueStats, StreamMetadata
+from .replay import ReplayProgress
 
 logging.getLogger("pgstreams").addHandler(logging.NullHandler())
 # No call of the Rust core may finish into a finalizing interpreter (see rust/src/py/bridge.rs).
 atexit.register(_shutdown)
 
 __all__ = [
+    "OMITTED",
     "ConcurrencyError",
     "ConfigurationError",
+    "ConsumerGroupInfo",
     "DatabaseError",
     "DatabaseMigrator",
     "DeadLetter",
@@ -48,6 +52,7 @@ __all__ = [
     "PostgresOptions",
     "QueueStats",
     "QueuedEvent",
+    "ReplayProgress",
     "SerializationError",
     "StoreClosedError",
     "StoreTimeoutError",

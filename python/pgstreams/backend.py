@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from . import _core
+from .errors import StoreClosedError
 from .events import DeadLetter, QueuedEvent, StoredEvent
 from .queue_stats import QueueStats, StreamMetadata
 
@@ -32,6 +33,11 @@ class Backend(ABC):
     @abstractmethod
     def closed(self) -> bool:
         """True once ``close()`` has run."""
+
+    def _check_open(self) -> None:
+        """Refuses a closed store: the last check before any primitive runs."""
+        if self.closed:
+            raise StoreClosedError("the store is closed")
 
     @abstractmethod
     async def _close(self) -> None:
@@ -76,14 +82,6 @@ class Backend(ABC):
     @abstractmethod
     async def _stream_metadata(self, stream: str) -> StreamMetadata | None:
         """The seed's ``stream_metadata`` of one stream; None when never written."""
-
-    @abstractmethod
-    async def _commit_offset(self, stream: str, group: str, offset: int) -> bool:
-        """Stores ``offset`` as the next one ``group`` reads from ``stream``."""
-
-    @abstractmethod
-    async def _committed_offset(self, stream: str, group: str) -> int | None:
-        """The offset stored for ``group`` on ``stream``, or None."""
 
     # ------------------------------------------------------------------ ephemeral streams
 

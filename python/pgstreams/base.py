@@ -18,18 +18,22 @@ from typing import Any, Self
 from . import _core
 from . import validation as check
 from .backend import Backend
-from .errors import ConfigurationError, StoreClosedError
+from .errors import ConfigurationError
 from .events import DeadLetter, Event, QueuedEvent, StoredEvent
+from .offsets import OffsetsApi
 from .paging import paginate
 from .protocol import Receipt
+from .queries import EventQuery, QueryApi
 from .queue_stats import QueueStats, StreamMetadata
+from .replay import ReplayApi
 
 __all__ = ["StoreBase"]
 
 
-class StoreBase(Backend):
+class StoreBase(ReplayApi, QueryApi, OffsetsApi, Backend):
     """The event store and queue API shared by ``PostgresEventStore`` and
-    ``InMemoryEventStore``; see ``EventStore`` for the contract."""
+    ``InMemoryEventStore``; see ``EventStore`` for the contract. Services live in their own
+    modules as mixins over the same primitives (``queries``, ``offsets``, ``replay``...)."""
 
     async def __aenter__(self) -> Self:
         return self
@@ -46,10 +50,6 @@ class StoreBase(Backend):
         """Later calls raise ``StoreClosedError``. Idempotent."""
         if not self.closed:
             await self._close()
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise StoreClosedError("the store is closed")
 
     async def ping(self) -> dict[str, str]:
         """``{"server_version", "database", "user"}``, proving the store answers."""
@@ -89,45 +89,75 @@ class StoreBase(Backend):
         return await self._append(stream, batch, expected)
 
     def read_stream(
-        self, stream: str, start_offset: int = 0, *, max_count: int | None = None
+        self,
+        stream: str,
+        start_offset: int | None = None,
+        *,
+        max_count: int | None = None,
+        backwards: bool = False,
     ) -> AsyncIterator[StoredEvent]:
-        """Events of ``stream`` from ``start_offset``, fetched ``read_batch_size`` at a time."""
+        """Events of ``stream`` from ``start_offset`` (default: the first), fetched
+        ``read_batch_size`` at a time. ``backwards=True`` reads newest first, from
+        ``start_offset`` (default: the last) down: one backward scan of the stream's index."""
         check.check_stream(stream)
-        check.check_int(start_offset, "start_offset", minimum=0)
+        if start_offset is not None:
+            check.check_int(start_offset, "start_offset", minimum=0)
+        if not isinstance(backwards, bool):
+            raise ConfigurationError("backwards must be True or False")
+        max_count = check.check_optional_count(max_count, "max_count")
 
-        async def fetch(offset: int, limit: int) -> Sequence[StoredEvent]:
+        async def forwards(offset: int, limit: int) -> Sequence[StoredEvent]:
             self._check_open()
             return await self._read_stream(stream, offset, limit)
 
+        async def backward(offset: int, limit: int) -> Sequence[StoredEvent]:
+            self._check_open()
+            if offset < 0:
+                return []
+            return await self._read_stream_backwards(stream, offset, limit)
+
+        if backwards:
+            start = 2**63 - 1 if start_offset is None else start_offset
+            return paginate(
+                backward, start, lambda last: last.offset - 1, max_count, self.read_batch_size
+            )
         return paginate(
-            fetch,
-            start_offset,
+            forwards,
+            start_offset or 0,
             lambda last: last.offset + 1,
-            check.check_optional_count(max_count, "max_count"),
+            max_count,
             self.read_batch_size,
         )
 
     def read_all(
-        self, after_position: int | None = None, *, max_count: int | None = None
+        self,
+        after_position: int | None = None,
+        *,
+        max_count: int | None = None,
+        event_types: str | Iterable[str] | None = None,
+        stream_prefix: str | None = None,
+        until_position: int | None = None,
     ) -> AsyncIterator[StoredEvent]:
-        """Every event of every stream in increasing ``position``, after ``after_position``."""
+        """Every event of every stream in increasing ``position``, after ``after_position``;
+        only those of ``event_types`` and of streams starting with ``stream_prefix``, up to
+        ``until_position`` (inclusive), when given. The filters are applied in SQL."""
         start = (
             -1
             if after_position is None
             else check.check_int(after_position, "after_position", minimum=-1)
         )
+        max_count = check.check_optional_count(max_count, "max_count")
+        query = EventQuery.checked(
+            event_types=event_types, stream_prefix=stream_prefix, until_position=until_position
+        )
+        if not query.empty:
+            return self._query_pages(query, start, max_count)
 
         async def fetch(position: int, limit: int) -> Sequence[StoredEvent]:
             self._check_open()
             return await self._read_all(position, limit)
 
-        return paginate(
-            fetch,
-            start,
-            lambda last: last.position,
-            check.check_optional_count(max_count, "max_count"),
-            self.read_batch_size,
-        )
+        return paginate(fetch, start, lambda last: last.position, max_count, self.read_batch_size)
 
     async def get_stream_version(self, stream: str) -> int:
         """Offset of the stream's last event; -1 for a stream never written."""
@@ -151,22 +181,6 @@ class StoreBase(Backend):
         check.check_stream(stream)
         self._check_open()
         return await self._stream_metadata(stream)
-
-    # ------------------------------------------------------------------ consumer offsets
-
-    async def commit_offset(self, stream: str, group: str, offset: int) -> bool:
-        """Stores the NEXT offset ``group`` will read from ``stream`` (Kafka-style)."""
-        check.check_stream(stream)
-        check.check_name(group, "group")
-        check.check_int(offset, "offset", minimum=0)
-        self._check_open()
-        return await self._commit_offset(stream, group, offset)
-
-    async def get_committed_offset(self, stream: str, group: str) -> int | None:
-        check.check_stream(stream)
-        check.check_name(group, "group")
-        self._check_open()
-        return await self._committed_offset(stream, group)
 
     # ------------------------------------------------------------------ ephemeral streams
 

@@ -28,18 +28,27 @@ class EventStreamingError(Exception):
 
 
 class ConcurrencyError(EventStreamingError):
-    """``expected_version`` did not match the stream's version; nothing was written."""
+    """What was expected did not hold, and nothing was written: a stream's
+    ``expected_version``, or a consumer group's ``expected`` committed offset or position
+    (None: nothing committed yet). ``expected`` and ``actual`` say what differed."""
 
-    def __init__(self, stream: str, expected: int, actual: int) -> None:
+    def __init__(
+        self,
+        stream: str | None,
+        expected: int | None,
+        actual: int | None,
+        message: str | None = None,
+    ) -> None:
         super().__init__(
-            f"stream {stream!r}: expected version {expected}, but the stream is at version {actual}"
+            message
+            or f"stream {stream!r}: expected version {expected}, but the stream is at version {actual}"
         )
         self.stream = stream
         self.expected = expected
         self.actual = actual
 
-    def __reduce__(self) -> tuple[type, tuple[str, int, int]]:
-        return (type(self), (self.stream, self.expected, self.actual))
+    def __reduce__(self) -> tuple[type, tuple[str | None, int | None, int | None, str]]:
+        return (type(self), (self.stream, self.expected, self.actual, str(self)))
 
 
 class DuplicateEventError(EventStreamingError):

@@ -41,7 +41,8 @@ def new_event_id() -> uuid.UUID:
 class Event:
     """An event to append or enqueue. ``data`` and ``metadata`` must be JSON (see the README);
     the id is generated (time-ordered) when not given, so retrying the same ``Event`` object
-    is recognised as a retry."""
+    is recognised as a retry. ``version`` is the event's schema version, kept with a
+    persistent stream's events (``StoredEvent.version``); the queue does not keep it."""
 
     type: str
     data: Any
@@ -49,6 +50,7 @@ class Event:
     id: uuid.UUID = field(default_factory=new_event_id)
     correlation_id: str | None = None
     causation_id: str | None = None
+    version: int = 1
 
     def __init__(
         self,
@@ -59,6 +61,7 @@ class Event:
         id: uuid.UUID | None = None,
         correlation_id: str | None = None,
         causation_id: str | None = None,
+        version: int = 1,
     ) -> None:
         set_field = object.__setattr__
         set_field(self, "type", _check_type(type))
@@ -67,6 +70,7 @@ class Event:
         set_field(self, "id", new_event_id() if id is None else _check_id(id))
         set_field(self, "correlation_id", _check_optional_text(correlation_id, "correlation_id"))
         set_field(self, "causation_id", _check_optional_text(causation_id, "causation_id"))
+        set_field(self, "version", _check_version(version))
 
     def with_metadata(self, extra: Mapping[str, Any]) -> Event:
         """A copy whose metadata is this event's merged with ``extra`` (``extra`` wins)."""
@@ -77,6 +81,7 @@ class Event:
             id=self.id,
             correlation_id=self.correlation_id,
             causation_id=self.causation_id,
+            version=self.version,
         )
 
 
@@ -133,3 +138,12 @@ def _check_optional_text(value: object, name: str) -> str | None:
     if isinstance(value, str):
         return _check_length(value, name)
     raise SerializationError(f"Event {name} must be a str or None, got {type(value).__name__}")
+
+
+def _check_version(value: object) -> int:
+    """The event's schema version (``events.version``, a PostgreSQL integer): 1 to 2**31-1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SerializationError(f"Event version must be an int, got {type(value).__name__}")
+    if not 1 <= value <= 2**31 - 1:
+        raise ConfigurationError(f"Event version must be from 1 to 2147483647, got {value}")
+    return value

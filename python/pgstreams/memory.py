@@ -24,7 +24,7 @@ import bisect
 import itertools
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
@@ -35,6 +35,8 @@ from . import validation as check
 from .base import StoreBase
 from .errors import ConcurrencyError, DuplicateEventError
 from .events import DeadLetter, QueuedEvent, StoredEvent
+from .offsets import CommitOutcome, ConsumerGroupInfo
+from .queries import EventQuery
 from .queue_stats import QueueStats, StreamMetadata
 
 if TYPE_CHECKING:
@@ -51,7 +53,7 @@ DEFAULT_MAX_DELIVERY_ATTEMPTS = 5  # the column default of queue_events.max_deli
 _WAIT_POLL_SECONDS = 0.05
 
 # What `_core.EventBatch.rows()` gives per event, and `_core.Receipts.pairs()` per receipt.
-_Serialized = tuple[uuid.UUID, str, bytes, bytes, str | None, str | None]
+_Serialized = tuple[uuid.UUID, str, bytes, bytes, str | None, str | None, int]
 _Receipt = tuple[uuid.UUID, uuid.UUID | None]
 
 
@@ -85,6 +87,7 @@ class _EventRow:
     correlation_id: str | None
     causation_id: str | None
     created_us: int
+    version: int
 
     def to_stored_event(self) -> StoredEvent:
         return StoredEvent(
@@ -98,6 +101,7 @@ class _EventRow:
             self.correlation_id,
             self.causation_id,
             _datetime(self.created_us),
+            self.version,
         )
 
 
@@ -222,7 +226,10 @@ class InMemoryEventStore(StoreBase):
         self._feed: list[_EventRow] = []  # every event, in position order
         self._events_by_id: dict[uuid.UUID, _EventRow] = {}
         self._last_position = 0
-        self._consumer_offsets: dict[tuple[str, str], int] = {}
+        # Consumer progress: (stream, group) -> (next offset, updated); group -> (position,
+        # updated) on the global feed.
+        self._consumer_offsets: dict[tuple[str, str], tuple[int, int]] = {}
+        self._consumer_positions: dict[str, tuple[int, int]] = {}
 
         # Ephemeral streams. A stream's dict keeps insertion order, which is `seq` order: a
         # message gets its seq when inserted and keeps it (and its place) until it leaves.
@@ -278,9 +285,15 @@ class InMemoryEventStore(StoreBase):
             )
         now = _now_us()
         stored = self._streams.setdefault(stream, [])
-        for index, (event_id, event_type, data, metadata, correlation, causation) in enumerate(
-            rows
-        ):
+        for index, (
+            event_id,
+            event_type,
+            data,
+            metadata,
+            correlation,
+            causation,
+            schema_version,
+        ) in enumerate(rows):
             self._last_position += 1
             row = _EventRow(
                 stream,
@@ -293,6 +306,7 @@ class InMemoryEventStore(StoreBase):
                 correlation,
                 causation,
                 now,
+                schema_version,
             )
             stored.append(row)
             self._feed.append(row)
@@ -367,12 +381,116 @@ class InMemoryEventStore(StoreBase):
             self._feed = [row for row in self._feed if row.stream != stream]
         return len(removed)
 
-    async def _commit_offset(self, stream: str, group: str, offset: int) -> bool:
-        self._consumer_offsets[stream, group] = offset
-        return True
+    # ------------------------------------------------------------------ queries
+
+    def _matching(self, query: EventQuery, rows: Iterable[_EventRow]) -> Iterator[_EventRow]:
+        for row in rows:
+            if query.matches(
+                stream=row.stream,
+                offset=row.offset,
+                position=row.position,
+                event_type=row.type,
+                correlation_id=row.correlation_id,
+                causation_id=row.causation_id,
+                created_us=row.created_us,
+                data=row.data,
+            ):
+                yield row
+
+    async def _find(self, query: EventQuery, after_position: int, limit: int) -> list[StoredEvent]:
+        """The WHERE of ``db::query`` over the feed, after ``after_position``."""
+        start = bisect.bisect_right(self._feed, after_position, key=attrgetter("position"))
+        found = itertools.islice(self._matching(query, self._feed[start:]), limit)
+        return [row.to_stored_event() for row in found]
+
+    async def _count(self, query: EventQuery) -> int:
+        return sum(1 for _ in self._matching(query, self._feed))
+
+    async def _read_stream_backwards(
+        self, stream: str, start_offset: int, limit: int
+    ) -> list[StoredEvent]:
+        """``WHERE stream_name = $1 AND stream_offset <= $2 ORDER BY stream_offset DESC``"""
+        rows = self._streams.get(stream, [])
+        end = bisect.bisect_right(rows, start_offset, key=attrgetter("offset"))
+        return [row.to_stored_event() for row in reversed(rows[max(0, end - limit) : end])]
+
+    # ------------------------------------------------------------------ consumer progress
+
+    async def _commit_offset(
+        self,
+        stream: str,
+        group: str,
+        offset: int,
+        check_expected: bool,
+        expected: int | None,
+        force: bool,
+    ) -> CommitOutcome:
+        """``commit_offset()`` of migration 001."""
+        next_offset = self._versions.get(stream, -1) + 1
+        if offset > next_offset:
+            return "past_end", None, next_offset
+        held = self._consumer_offsets.get((stream, group))
+        current = None if held is None else held[0]
+        if check_expected and current != expected:
+            return "conflict", current, next_offset
+        if current is not None and current > offset and not force:
+            return "behind", current, next_offset
+        self._consumer_offsets[stream, group] = (offset, _now_us())
+        return "committed", offset, next_offset
 
     async def _committed_offset(self, stream: str, group: str) -> int | None:
-        return self._consumer_offsets.get((stream, group))
+        held = self._consumer_offsets.get((stream, group))
+        return None if held is None else held[0]
+
+    async def _delete_consumer_group(self, stream: str, group: str) -> bool:
+        return self._consumer_offsets.pop((stream, group), None) is not None
+
+    async def _commit_position(
+        self, group: str, position: int, check_expected: bool, expected: int | None
+    ) -> CommitOutcome:
+        """``commit_position()`` of migration 001."""
+        head = self._last_position
+        if position > head:
+            return "past_end", None, head
+        held = self._consumer_positions.get(group)
+        current = None if held is None else held[0]
+        if check_expected and current != expected:
+            return "conflict", current, head
+        if current is not None and current > position:
+            return "behind", current, head
+        self._consumer_positions[group] = (position, _now_us())
+        return "committed", position, head
+
+    async def _committed_position(self, group: str) -> int | None:
+        held = self._consumer_positions.get(group)
+        return None if held is None else held[0]
+
+    async def _delete_position_group(self, group: str) -> bool:
+        return self._consumer_positions.pop(group, None) is not None
+
+    async def _consumer_groups(self, stream: str | None) -> list[ConsumerGroupInfo]:
+        """The ``consumer_groups`` view, in its order."""
+        groups = [
+            ConsumerGroupInfo(
+                name,
+                group,
+                offset,
+                None,
+                max(self._versions.get(name, -1) + 1 - offset, 0),
+                _datetime(updated),
+            )
+            for (name, group), (offset, updated) in sorted(self._consumer_offsets.items())
+            if stream is None or name == stream
+        ]
+        if stream is None:
+            for group, (position, updated) in sorted(self._consumer_positions.items()):
+                after = bisect.bisect_right(self._feed, position, key=attrgetter("position"))
+                groups.append(
+                    ConsumerGroupInfo(
+                        None, group, None, position, len(self._feed) - after, _datetime(updated)
+                    )
+                )
+        return groups
 
     # ------------------------------------------------------------------ ephemeral streams
 
@@ -384,7 +502,7 @@ class InMemoryEventStore(StoreBase):
         visible = _later(now, delay)
         max_deliveries = self._max_delivery_attempts(stream)
         inserted = False
-        for event_id, event_type, data, metadata, correlation, causation in rows:
+        for event_id, event_type, data, metadata, correlation, causation, _ in rows:
             if event_id in self._messages or event_id in self._dead:
                 continue
             self._insert_message(

@@ -17,8 +17,10 @@ from .base import StoreBase
 from .errors import MigrationError, UndecodableEventError
 from .events import DeadLetter, QueuedEvent, StoredEvent
 from .migrator import AppliedMigration, DatabaseMigrator
+from .offsets import CommitOutcome, ConsumerGroupInfo
 from .options import PostgresOptions
 from .paging import PartialBatch
+from .queries import EventQuery
 from .queue_stats import QueueStats, StreamMetadata
 
 __all__ = ["PostgresEventStore", "connect"]
@@ -81,11 +83,55 @@ class PostgresEventStore(StoreBase):
         rows = await self._core.stream_metadata(stream)
         return StreamMetadata(*rows[0]) if rows else None
 
-    async def _commit_offset(self, stream: str, group: str, offset: int) -> bool:
-        return await self._core.commit_offset(stream, group, offset)
+    # ------------------------------------------------------------------ queries
+
+    async def _find(
+        self, query: EventQuery, after_position: int, limit: int
+    ) -> Sequence[StoredEvent]:
+        return _complete(await self._core.find(query.to_core(), after_position, limit))
+
+    async def _count(self, query: EventQuery) -> int:
+        return await self._core.count(query.to_core())
+
+    async def _read_stream_backwards(
+        self, stream: str, start_offset: int, limit: int
+    ) -> Sequence[StoredEvent]:
+        return _complete(await self._core.read_stream_backwards(stream, start_offset, limit))
+
+    # ------------------------------------------------------------------ consumer progress
+
+    async def _commit_offset(
+        self,
+        stream: str,
+        group: str,
+        offset: int,
+        check_expected: bool,
+        expected: int | None,
+        force: bool,
+    ) -> CommitOutcome:
+        return await self._core.commit_offset(
+            stream, group, offset, check_expected, expected, force
+        )
 
     async def _committed_offset(self, stream: str, group: str) -> int | None:
         return await self._core.committed_offset(stream, group)
+
+    async def _delete_consumer_group(self, stream: str, group: str) -> bool:
+        return await self._core.delete_consumer_group(stream, group)
+
+    async def _commit_position(
+        self, group: str, position: int, check_expected: bool, expected: int | None
+    ) -> CommitOutcome:
+        return await self._core.commit_position(group, position, check_expected, expected)
+
+    async def _committed_position(self, group: str) -> int | None:
+        return await self._core.committed_position(group)
+
+    async def _delete_position_group(self, group: str) -> bool:
+        return await self._core.delete_position_group(group)
+
+    async def _consumer_groups(self, stream: str | None) -> list[ConsumerGroupInfo]:
+        return [ConsumerGroupInfo(*row) for row in await self._core.consumer_groups(stream)]
 
     # ------------------------------------------------------------------ ephemeral streams
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 from .events import DeadLetter, Event, QueuedEvent, StoredEvent
+from .offsets import OMITTED, ConsumerGroupInfo, Omitted
 from .queue_stats import QueueStats, StreamMetadata
+from .replay import ProgressCallback
 
 Receipt = QueuedEvent | uuid.UUID | str
 Seconds = float | timedelta
@@ -39,17 +41,80 @@ class EventStore(Protocol):
         self, stream: str, events: Iterable[Event], *, expected_version: int | None = None
     ) -> list[int]: ...
     def read_stream(
-        self, stream: str, start_offset: int = 0, *, max_count: int | None = None
+        self,
+        stream: str,
+        start_offset: int | None = None,
+        *,
+        max_count: int | None = None,
+        backwards: bool = False,
     ) -> AsyncIterator[StoredEvent]: ...
     def read_all(
-        self, after_position: int | None = None, *, max_count: int | None = None
+        self,
+        after_position: int | None = None,
+        *,
+        max_count: int | None = None,
+        event_types: str | Iterable[str] | None = None,
+        stream_prefix: str | None = None,
+        until_position: int | None = None,
     ) -> AsyncIterator[StoredEvent]: ...
+    async def get_last_event(self, stream: str) -> StoredEvent | None: ...
     async def get_stream_version(self, stream: str) -> int: ...
     async def get_head_position(self) -> int: ...
     async def list_streams(self) -> list[str]: ...
     async def get_stream_metadata(self, stream: str) -> StreamMetadata | None: ...
-    async def commit_offset(self, stream: str, group: str, offset: int) -> bool: ...
+    def find_events(
+        self,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        event_type: str | Iterable[str] | None = None,
+        stream: str | None = None,
+        stream_prefix: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        data_contains: Any = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[StoredEvent]: ...
+    def replay(
+        self,
+        stream: str,
+        *,
+        from_offset: int | None = None,
+        from_time: datetime | None = None,
+        to_time: datetime | None = None,
+        event_types: str | Iterable[str] | None = None,
+        max_events: int | None = None,
+        max_events_per_second: float | None = None,
+        batch_size: int = 100,
+        progress: ProgressCallback | None = None,
+        progress_interval: Seconds = 1.0,
+    ) -> AsyncIterator[StoredEvent]: ...
+    def replay_all(
+        self,
+        *,
+        from_position: int | None = None,
+        from_time: datetime | None = None,
+        to_time: datetime | None = None,
+        event_types: str | Iterable[str] | None = None,
+        stream_prefix: str | None = None,
+        max_events: int | None = None,
+        max_events_per_second: float | None = None,
+        batch_size: int = 100,
+        progress: ProgressCallback | None = None,
+        progress_interval: Seconds = 1.0,
+    ) -> AsyncIterator[StoredEvent]: ...
+
+    async def commit_offset(
+        self, stream: str, group: str, offset: int, *, expected: int | Omitted | None = OMITTED
+    ) -> bool: ...
+    async def reset_offset(self, stream: str, group: str, offset: int) -> None: ...
     async def get_committed_offset(self, stream: str, group: str) -> int | None: ...
+    async def delete_consumer_group(self, stream: str | None, group: str) -> bool: ...
+    async def list_consumer_groups(self, stream: str | None = None) -> list[ConsumerGroupInfo]: ...
+    async def commit_position(
+        self, group: str, position: int, *, expected: int | Omitted | None = OMITTED
+    ) -> bool: ...
+    async def get_committed_position(self, group: str) -> int | None: ...
 
     async def enqueue(
         self, stream: str, event: Event, *, delay: Seconds | None = None

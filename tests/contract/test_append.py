@@ -446,8 +446,10 @@ async def test_commit_offset_stores_the_next_offset_to_read(store: Any) -> None:
     assert [e.offset for e in resumed] == [3, 4]
 
 
-async def test_commit_offset_overwrites_and_groups_are_independent(store: Any) -> None:
+async def test_commit_offset_moves_forward_and_groups_are_independent(store: Any) -> None:
     first, second = name(), name()
+    await store.append_batch(first, events(8))
+    await store.append_batch(second, events(8))
     await store.commit_offset(first, "g1", 1)
     await store.commit_offset(first, "g1", 7)
     await store.commit_offset(first, "g2", 2)

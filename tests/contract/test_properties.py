@@ -969,8 +969,9 @@ def number_expectation(role: str, value: Any) -> tuple[bool, Any, list[Any]]:
     """(accepted, the result, the states allowed afterwards) the contract gives for ``value``;
     when refused, the state afterwards is that of nothing done."""
     if role == "start_offset":
-        ok = int_accepted(value, 0)
-        return ok, ok and [(True, o) for o in range(3) if o >= value], [None]
+        ok = int_accepted(value, 0, optional=True)
+        start = 0 if value is None else value
+        return ok, ok and [(True, o) for o in range(3) if o >= start], [None]
     if role in ("max_count (read_stream)", "max_count (read_all)"):
         ok = int_accepted(value, 0, optional=True)
         count = 3 if value is None or not ok else min(value, 3)
@@ -983,7 +984,8 @@ def number_expectation(role: str, value: Any) -> tuple[bool, Any, list[Any]]:
         written = ok and value in (None, -1)
         return ok, 0 if written else None, [0 if written else -1]
     if role == "offset":
-        ok = int_accepted(value, 0)
+        # The stream has one event: its next offset, 1, is as far as a group may commit.
+        ok = int_accepted(value, 0) and value <= 1
         return ok, (True, value), [None]
     if role == "limit":
         return int_accepted(value, 1), [], [None]

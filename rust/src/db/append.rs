@@ -24,14 +24,14 @@ impl Statements {
         Statements {
             append: format!(
                 "SELECT outcome, first_offset, stream_version \
-                 FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8)"
+                 FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9)"
             ),
             begin_append: format!(
                 "SELECT outcome, first_offset, stream_version FROM {s}.begin_append($1, $2, $3, $4)"
             ),
             copy_events: format!(
                 "COPY {s}.events (stream_name, stream_offset, event_id, event_type, data, metadata, \
-                 correlation_id, causation_id) FROM STDIN (FORMAT binary)"
+                 correlation_id, causation_id, version) FROM STDIN (FORMAT binary)"
             ),
             classify_existing: format!(
                 "SELECT outcome, first_offset FROM {s}.classify_existing_events($1, $2)"
@@ -49,6 +49,8 @@ pub struct NewEvent {
     pub metadata: JsonText,
     pub correlation_id: Option<String>,
     pub causation_id: Option<String>,
+    /// The event's schema version (`events.version`; the queue does not keep it).
+    pub version: i32,
 }
 
 /// The columns of a batch, in the array form the SQL functions take.
@@ -59,6 +61,7 @@ pub struct EventColumns {
     pub metadata: Vec<JsonText>,
     pub correlation_ids: Vec<Option<String>>,
     pub causation_ids: Vec<Option<String>>,
+    pub versions: Vec<i32>,
 }
 
 impl EventColumns {
@@ -71,6 +74,7 @@ impl EventColumns {
             metadata: Vec::with_capacity(n),
             correlation_ids: Vec::with_capacity(n),
             causation_ids: Vec::with_capacity(n),
+            versions: Vec::with_capacity(n),
         };
         for e in events {
             columns.ids.push(e.id);
@@ -79,6 +83,7 @@ impl EventColumns {
             columns.metadata.push(e.metadata);
             columns.correlation_ids.push(e.correlation_id);
             columns.causation_ids.push(e.causation_id);
+            columns.versions.push(e.version);
         }
         columns
     }
@@ -192,6 +197,7 @@ async fn append_by_statement(
                 &columns.metadata,
                 &columns.correlation_ids,
                 &columns.causation_ids,
+                &columns.versions,
             ],
         )
         .await?;
@@ -233,6 +239,7 @@ async fn append_by_copy(
             Type::JSONB,
             Type::TEXT,
             Type::TEXT,
+            Type::INT4,
         ],
     );
     tokio::pin!(writer);
@@ -248,6 +255,7 @@ async fn append_by_copy(
                 &columns.metadata[index],
                 &columns.correlation_ids[index],
                 &columns.causation_ids[index],
+                &columns.versions[index],
             ])
             .await?;
     }

@@ -8,6 +8,7 @@ pub mod listener;
 pub mod migrate;
 pub mod offsets;
 pub mod pgtypes;
+pub mod query;
 pub mod queue;
 pub mod queue_admin;
 pub mod read;

@@ -51,6 +51,23 @@ const POSTGRES_EPOCH_IN_UNIX_MICROS: i64 = 946_684_800_000_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Micros(pub i64);
 
+impl ToSql for Micros {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        let since_postgres_epoch = self
+            .0
+            .checked_sub(POSTGRES_EPOCH_IN_UNIX_MICROS)
+            .ok_or("timestamp out of range")?;
+        out.put_i64(since_postgres_epoch);
+        Ok(IsNull::No)
+    }
+    accepts!(TIMESTAMPTZ, TIMESTAMP);
+    to_sql_checked!();
+}
+
 impl<'a> FromSql<'a> for Micros {
     fn from_sql(
         _ty: &Type,

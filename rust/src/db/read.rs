@@ -16,8 +16,8 @@ use uuid::Uuid;
 use crate::errors::{CoreError, CoreResult};
 
 /// The columns of an event row, in `convert::stored_events` order.
-const EVENT_COLUMNS: &str = "stream_name, stream_offset, position, event_id, event_type, data, \
-                             metadata, correlation_id, causation_id, created_at";
+pub const EVENT_COLUMNS: &str = "stream_name, stream_offset, position, event_id, event_type, \
+                                 data, metadata, correlation_id, causation_id, created_at, version";
 
 /// What identifies an event row, readable whatever its text holds: the stream name comes as
 /// its stored bytes (converting to SQL_ASCII is the one conversion the server never checks).
@@ -31,7 +31,8 @@ pub struct Read {
 }
 
 impl Read {
-    fn new(s: &str, selection: &str) -> Self {
+    /// The read of `selection` (its WHERE, ORDER BY and LIMIT) from the events of schema `s`.
+    pub fn new(s: &str, selection: &str) -> Self {
         Read {
             rows: format!("SELECT {EVENT_COLUMNS} FROM {s}.events {selection}"),
             keys: format!("SELECT {KEY_COLUMNS} FROM {s}.events {selection}"),
@@ -43,6 +44,7 @@ impl Read {
 /// The statements of reads, for one schema.
 pub struct Statements {
     pub read_stream: Read,
+    pub read_stream_backwards: Read,
     pub read_all: Read,
     pub stream_version: String,
     pub head_position: String,
@@ -54,6 +56,11 @@ impl Statements {
             read_stream: Read::new(
                 s,
                 "WHERE stream_name = $1 AND stream_offset >= $2 ORDER BY stream_offset LIMIT $3",
+            ),
+            read_stream_backwards: Read::new(
+                s,
+                "WHERE stream_name = $1 AND stream_offset <= $2 \
+                 ORDER BY stream_offset DESC LIMIT $3",
             ),
             read_all: Read::new(s, "WHERE position > $1 ORDER BY position LIMIT $2"),
             stream_version: format!(
@@ -89,7 +96,8 @@ pub fn cannot_be_sent(error: &CoreError) -> bool {
     )
 }
 
-async fn read(
+/// Runs one batch read, falling back to row by row when a row cannot be sent.
+pub async fn read_batch(
     client: &deadpool_postgres::Client,
     read: &Read,
     params: &[&(dyn ToSql + Sync)],
@@ -150,7 +158,20 @@ pub async fn read_stream(
     start_offset: i64,
     limit: i64,
 ) -> CoreResult<Batch> {
-    read(client, &sql.read_stream, &[&stream, &start_offset, &limit]).await
+    read_batch(client, &sql.read_stream, &[&stream, &start_offset, &limit]).await
+}
+
+/// Up to `limit` events of `stream` from `start_offset` down, newest first: what aggregate
+/// loading with snapshots needs (one backward scan of the stream index, never the stream).
+pub async fn read_stream_backwards(
+    client: &deadpool_postgres::Client,
+    sql: &Statements,
+    stream: &str,
+    start_offset: i64,
+    limit: i64,
+) -> CoreResult<Batch> {
+    let read = &sql.read_stream_backwards;
+    read_batch(client, read, &[&stream, &start_offset, &limit]).await
 }
 
 pub async fn read_all(
@@ -159,7 +180,7 @@ pub async fn read_all(
     after_position: i64,
     limit: i64,
 ) -> CoreResult<Batch> {
-    read(client, &sql.read_all, &[&after_position, &limit]).await
+    read_batch(client, &sql.read_all, &[&after_position, &limit]).await
 }
 
 pub async fn stream_version(

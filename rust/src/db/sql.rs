@@ -6,6 +6,8 @@
 use super::{append, listener, offsets, queue, queue_admin, read, streams};
 
 pub struct Sql {
+    /// The schema, double-quoted, for statements built per call (`query`).
+    pub schema: String,
     pub append: append::Statements,
     pub read: read::Statements,
     pub streams: streams::Statements,
@@ -27,6 +29,7 @@ impl Sql {
             queue: queue::Statements::new(&quoted, &notify_channel),
             queue_admin: queue_admin::Statements::new(&quoted),
             notify_channel,
+            schema: quoted,
         }
     }
 }

@@ -44,8 +44,8 @@ impl EventBatch {
         self.columns.ids.len()
     }
 
-    /// `[(id, type, data, metadata, correlation_id, causation_id), ...]` with data and
-    /// metadata as JSON bytes: what the in-memory store keeps.
+    /// `[(id, type, data, metadata, correlation_id, causation_id, version), ...]` with data
+    /// and metadata as JSON bytes: what the in-memory store keeps.
     fn rows<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let c = &*self.columns;
         let list = PyList::empty(py);
@@ -57,6 +57,7 @@ impl EventBatch {
                 PyBytes::new(py, &c.metadata[i].0),
                 c.correlation_ids[i].as_deref(),
                 c.causation_ids[i].as_deref(),
+                c.versions[i],
             ))?;
         }
         Ok(list)

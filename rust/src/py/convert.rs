@@ -98,6 +98,17 @@ fn new_event(event: &Bound<'_, PyAny>, label: &dyn Fn() -> String) -> PyResult<N
         causation_id: optional_text(event.getattr(pyo3::intern!(py, "causation_id"))?, || {
             format!("{}.causation_id", label())
         })?,
+        version: event
+            .getattr(pyo3::intern!(py, "version"))?
+            .extract::<i32>()
+            .ok()
+            .filter(|v| *v >= 1)
+            .ok_or_else(|| {
+                SerializationError::new_err(format!(
+                    "{}.version must be an int from 1 to 2147483647",
+                    label()
+                ))
+            })?,
     })
 }
 
@@ -186,6 +197,7 @@ fn stored_event<'r>(
         correlation_id: strings.optional(py, cells.get(7)?),
         causation_id: strings.optional(py, cells.get(8)?),
         timestamp: LazyTime::Micros(cells.get::<Micros>(9)?.0),
+        version: i64::from(cells.get::<i32>(10)?),
     })
 }
 

@@ -10,7 +10,10 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::config::{self, CoreConfig, RawCoreConfig};
-use crate::db::{append, connection, generic, migrate, offsets, queue, queue_admin, read, streams};
+use crate::db::pgtypes::{JsonText, Micros};
+use crate::db::{
+    append, connection, generic, migrate, offsets, query, queue, queue_admin, read, streams,
+};
 use crate::errors::{ConfigurationError, CoreError};
 use crate::py::batch::{EventBatch, Receipts};
 use crate::py::types::uuid_from_object;
@@ -99,6 +102,43 @@ impl<'py> IntoPyObject<'py> for QueuedRows {
             });
         }
         Ok(events)
+    }
+}
+
+/// An event query's filter as Python gives it (`queries.EventQuery.to_core()`), already
+/// checked there: times as microseconds since the Unix epoch, the containment document as
+/// JSON bytes (made by the one codec).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct RawFilter {
+    stream: Option<String>,
+    stream_prefix: Option<String>,
+    event_types: Option<Vec<String>>,
+    correlation_id: Option<String>,
+    causation_id: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    data_contains: Option<Vec<u8>>,
+    from_offset: Option<i64>,
+    until_position: Option<i64>,
+    after_position: Option<i64>,
+}
+
+impl From<RawFilter> for query::EventFilter {
+    fn from(raw: RawFilter) -> Self {
+        query::EventFilter {
+            stream: raw.stream,
+            stream_prefix: raw.stream_prefix,
+            event_types: raw.event_types,
+            correlation_id: raw.correlation_id,
+            causation_id: raw.causation_id,
+            since: raw.since.map(Micros),
+            until: raw.until.map(Micros),
+            data_contains: raw.data_contains.map(JsonText),
+            from_offset: raw.from_offset,
+            until_position: raw.until_position,
+            after_position: raw.after_position,
+        }
     }
 }
 
@@ -303,6 +343,55 @@ impl Core {
         })
     }
 
+    /// Like `read_stream`, from `start_offset` down, newest first.
+    fn read_stream_backwards<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        start_offset: i64,
+        limit: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            let sql = &store.sql.read;
+            Ok(EventRows(
+                read::read_stream_backwards(&client, sql, &stream, start_offset, limit).await?,
+            ))
+        })
+    }
+
+    /// Up to `limit` events after `after_position` matching `filter`, as `read_all` gives.
+    fn find<'py>(
+        &self,
+        py: Python<'py>,
+        filter: RawFilter,
+        after_position: i64,
+        limit: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let filter = query::EventFilter::from(filter);
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            let schema = &store.sql.schema;
+            Ok(EventRows(
+                query::find(&client, schema, &filter, after_position, limit).await?,
+            ))
+        })
+    }
+
+    /// How many events match `filter`.
+    fn count<'py>(&self, py: Python<'py>, filter: RawFilter) -> PyResult<Bound<'py, PyAny>> {
+        let filter = query::EventFilter::from(filter);
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            query::count(&client, &store.sql.schema, &filter).await
+        })
+    }
+
+    /// The statement `find` sends for `filter`: for the tests that `EXPLAIN` it.
+    fn _find_sql(&self, filter: RawFilter) -> String {
+        query::find_sql(&self.store.sql.schema, &query::EventFilter::from(filter))
+    }
+
     fn stream_version<'py>(&self, py: Python<'py>, stream: String) -> PyResult<Bound<'py, PyAny>> {
         self.spawn(py, |store| async move {
             let client = store.client().await?;
@@ -460,16 +549,30 @@ impl Core {
         })
     }
 
+    /// `(outcome, committed offset, stream's next offset)` of `commit_offset` (migration 001):
+    /// outcome `committed`, `behind`, `past_end` or `conflict`. `force`: a reset, either way.
+    #[pyo3(signature = (stream, group, offset, check_expected, expected, force))]
+    #[allow(clippy::too_many_arguments)]
     fn commit_offset<'py>(
         &self,
         py: Python<'py>,
         stream: String,
         group: String,
         offset: i64,
+        check_expected: bool,
+        expected: Option<i64>,
+        force: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let expectation = offsets::Expectation {
+            check: check_expected,
+            expected,
+        };
         self.spawn(py, |store| async move {
             let client = store.client().await?;
-            offsets::commit(&client, &store.sql.offsets, &stream, &group, offset).await
+            let sql = &store.sql.offsets;
+            let done =
+                offsets::commit(&client, sql, &stream, &group, offset, &expectation, force).await?;
+            Ok((done.outcome, done.committed, done.bound))
         })
     }
 
@@ -482,6 +585,78 @@ impl Core {
         self.spawn(py, |store| async move {
             let client = store.client().await?;
             offsets::get(&client, &store.sql.offsets, &stream, &group).await
+        })
+    }
+
+    fn delete_consumer_group<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        group: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            offsets::delete(&client, &store.sql.offsets, &stream, &group).await
+        })
+    }
+
+    /// `(outcome, committed position, head)` of `commit_position` (migration 001).
+    fn commit_position<'py>(
+        &self,
+        py: Python<'py>,
+        group: String,
+        position: i64,
+        check_expected: bool,
+        expected: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let expectation = offsets::Expectation {
+            check: check_expected,
+            expected,
+        };
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            let sql = &store.sql.offsets;
+            let done =
+                offsets::commit_position(&client, sql, &group, position, &expectation).await?;
+            Ok((done.outcome, done.committed, done.bound))
+        })
+    }
+
+    fn committed_position<'py>(
+        &self,
+        py: Python<'py>,
+        group: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            offsets::get_position(&client, &store.sql.offsets, &group).await
+        })
+    }
+
+    fn delete_position_group<'py>(
+        &self,
+        py: Python<'py>,
+        group: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            offsets::delete_position(&client, &store.sql.offsets, &group).await
+        })
+    }
+
+    /// `[(stream or None, group, committed offset, committed position, lag, updated_at)]`.
+    #[pyo3(signature = (stream = None))]
+    fn consumer_groups<'py>(
+        &self,
+        py: Python<'py>,
+        stream: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            let sql = &store.sql.offsets;
+            Ok(TupleRows(
+                offsets::groups(&client, sql, stream.as_deref()).await?,
+            ))
         })
     }
 

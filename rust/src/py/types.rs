@@ -266,6 +266,7 @@ result_class! {
         correlation_id: Option<Py<PyString>>,
         causation_id: Option<Py<PyString>>,
         timestamp: LazyTime,
+        version: i64,
     }
     repr(stream, offset, position, r#type, id)
 }
