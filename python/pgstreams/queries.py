@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -89,9 +89,16 @@ class EventQuery:
         from_offset: object = None,
         until_position: object = None,
         after_position: object = None,
+        names: Mapping[str, str] | None = None,
     ) -> EventQuery:
         """The query of these arguments, each checked (a ``ConfigurationError`` or, for a
-        document that cannot be JSON, a ``SerializationError``, naming it)."""
+        document that cannot be JSON, a ``SerializationError``, naming it: by the caller's
+        name for it, ``names[field]``, when the caller calls it otherwise)."""
+        named = dict(names or {})
+
+        def name(field: str) -> str:
+            return named.get(field, field)
+
         return cls(
             stream=None if stream is None else check.check_stream(stream),
             stream_prefix=(
@@ -106,8 +113,8 @@ class EventQuery:
             causation_id=(
                 None if causation_id is None else check.check_name(causation_id, "causation_id")
             ),
-            since=None if since is None else to_micros(since, "since"),
-            until=None if until is None else to_micros(until, "until"),
+            since=None if since is None else to_micros(since, name("since")),
+            until=None if until is None else to_micros(until, name("until")),
             data_contains=(
                 None if data_contains is None else _core.json_dumps(data_contains, "data_contains")
             ),

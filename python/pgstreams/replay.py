@@ -34,6 +34,7 @@ __all__ = ["ReplayApi", "ReplayProgress"]
 log = logging.getLogger("pgstreams")
 
 DEFAULT_BATCH_SIZE = 100  # the original's BatchSize
+_TIME_NAMES = {"since": "from_time", "until": "to_time"}
 MAX_BATCH_SIZE = 1_000_000
 
 
@@ -157,6 +158,7 @@ class ReplayApi(QueryApi):
             since=from_time,
             until=to_time,
             event_types=event_types,
+            names=_TIME_NAMES,
         )
         return self._replay(
             query, -1, max_events, max_events_per_second, batch_size, progress, progress_interval
@@ -189,6 +191,7 @@ class ReplayApi(QueryApi):
             event_types=event_types,
             stream_prefix=stream_prefix,
             after_position=None if after < 0 else after,
+            names=_TIME_NAMES,
         )
         return self._replay(
             query, after, max_events, max_events_per_second, batch_size, progress, progress_interval

@@ -1,13 +1,15 @@
 //! Queries over events by what they are rather than where they sit: by correlation or
 //! causation id, type, stream or category (a stream name prefix), time, and data
 //! containment, in position order, a batch at a time. Each filter maps onto an index of
-//! migration 001 (the test suite checks the plans), and the statement text depends only on
-//! which filters are present, so each combination is prepared once per connection.
+//! migration 001 (the test suite checks the plans). They are planned with their values every
+//! time: a cached statement turns to a generic plan after five runs, and for these filters the
+//! generic plan walks the whole feed in position order (measured: a containment query went
+//! from 6 ms to 80-100 ms on 300k events from its sixth run).
 
 use postgres_types::ToSql;
 
 use super::pgtypes::{JsonText, Micros};
-use super::read::{read_batch, Batch, Read, EVENT_COLUMNS};
+use super::read::{read_batch, Batch, Planning, Read, EVENT_COLUMNS};
 use crate::errors::CoreResult;
 
 /// Which events a query selects. Bounds: `since` inclusive, `until` exclusive (times, in
@@ -80,8 +82,14 @@ fn conditions(filter: &EventFilter) -> Conditions {
         }
         c.push(|n| format!("stream_name >= ${n}"), Box::new(prefix));
     }
-    if let Some(types) = f.event_types {
-        c.push(|n| format!("event_type = ANY(${n})"), Box::new(types));
+    match f.event_types {
+        // One type as `=`, so the type index hands back rows in position order.
+        Some(mut types) if types.len() == 1 => {
+            let only = types.remove(0);
+            c.push(|n| format!("event_type = ${n}"), Box::new(only));
+        }
+        Some(types) => c.push(|n| format!("event_type = ANY(${n})"), Box::new(types)),
+        None => {}
     }
     if let Some(id) = f.correlation_id {
         c.push(|n| format!("correlation_id = ${n}"), Box::new(id));
@@ -130,7 +138,7 @@ pub async fn find(
     );
     let read = Read::new(schema, &selection);
     let params: Vec<&(dyn ToSql + Sync)> = c.params.iter().map(|p| p.as_ref() as _).collect();
-    read_batch(client, &read, &params).await
+    read_batch(client, &read, &params, Planning::WithValues).await
 }
 
 /// How many events match `filter` (what a replay reports progress against).
@@ -145,9 +153,9 @@ pub async fn count(
         sql.push_str(" WHERE ");
         sql.push_str(&c.sql.join(" AND "));
     }
-    let statement = client.prepare_cached(&sql).await?;
+    // Planned with the values (an unnamed statement), as `find` is.
     let params: Vec<&(dyn ToSql + Sync)> = c.params.iter().map(|p| p.as_ref() as _).collect();
-    Ok(client.query_one(&statement, &params).await?.get(0))
+    Ok(client.query_one(sql.as_str(), &params).await?.get(0))
 }
 
 /// The statement `find` sends for `filter` (for `EXPLAIN` in the tests of index use).

@@ -96,18 +96,30 @@ pub fn cannot_be_sent(error: &CoreError) -> bool {
     )
 }
 
+/// How a read's statement is planned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Planning {
+    /// Prepared once per connection (the fixed reads: one plan fits every value).
+    Cached,
+    /// Planned with its values on every run (the filtered queries of `query`).
+    WithValues,
+}
+
 /// Runs one batch read, falling back to row by row when a row cannot be sent.
 pub async fn read_batch(
     client: &deadpool_postgres::Client,
     read: &Read,
     params: &[&(dyn ToSql + Sync)],
+    planning: Planning,
 ) -> CoreResult<Batch> {
-    let statement = client.prepare_cached(&read.rows).await?;
-    match client
-        .query(&statement, params)
-        .await
-        .map_err(CoreError::from)
-    {
+    let fetched = match planning {
+        Planning::Cached => {
+            let statement = client.prepare_cached(&read.rows).await?;
+            client.query(&statement, params).await
+        }
+        Planning::WithValues => client.query(read.rows.as_str(), params).await,
+    };
+    match fetched.map_err(CoreError::from) {
         Ok(rows) => Ok(Batch { rows, bad: None }),
         Err(error) if cannot_be_sent(&error) => row_by_row(client, read, params).await,
         Err(error) => Err(error),
@@ -158,7 +170,13 @@ pub async fn read_stream(
     start_offset: i64,
     limit: i64,
 ) -> CoreResult<Batch> {
-    read_batch(client, &sql.read_stream, &[&stream, &start_offset, &limit]).await
+    read_batch(
+        client,
+        &sql.read_stream,
+        &[&stream, &start_offset, &limit],
+        Planning::Cached,
+    )
+    .await
 }
 
 /// Up to `limit` events of `stream` from `start_offset` down, newest first: what aggregate
@@ -171,7 +189,13 @@ pub async fn read_stream_backwards(
     limit: i64,
 ) -> CoreResult<Batch> {
     let read = &sql.read_stream_backwards;
-    read_batch(client, read, &[&stream, &start_offset, &limit]).await
+    read_batch(
+        client,
+        read,
+        &[&stream, &start_offset, &limit],
+        Planning::Cached,
+    )
+    .await
 }
 
 pub async fn read_all(
@@ -180,7 +204,13 @@ pub async fn read_all(
     after_position: i64,
     limit: i64,
 ) -> CoreResult<Batch> {
-    read_batch(client, &sql.read_all, &[&after_position, &limit]).await
+    read_batch(
+        client,
+        &sql.read_all,
+        &[&after_position, &limit],
+        Planning::Cached,
+    )
+    .await
 }
 
 pub async fn stream_version(
