@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension (checked against the module by mypy.stubtest)."""
 
 import uuid
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final, Self, final
 
@@ -18,6 +18,7 @@ __all__ = [
     "MAX_STATEMENT_TIMEOUT_SECONDS",
     "Core",
     "DeadLetter",
+    "Event",
     "EventBatch",
     "QueuedEvent",
     "Receipts",
@@ -31,6 +32,7 @@ __all__ = [
     "json_loads",
     "migration_bootstrap_sql",
     "migration_record_sql",
+    "new_event_id",
     "parse_event_ids",
 ]
 __version__: Final[str]
@@ -61,6 +63,30 @@ class Receipts:
     def __new__(cls, values: Iterable[Any]) -> Self: ...
     def __len__(self) -> int: ...
     def pairs(self) -> list[tuple[uuid.UUID, uuid.UUID | None]]: ...
+
+def new_event_id() -> uuid.UUID: ...
+@final
+class Event:
+    type: str
+    data: Any
+    metadata: dict[str, Any]
+    id: uuid.UUID
+    correlation_id: str | None
+    causation_id: str | None
+    version: int
+    def __new__(
+        cls,
+        type: str,
+        data: Any,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        id: uuid.UUID | str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        version: int | None = None,
+    ) -> Self: ...
+    def with_metadata(self, extra: Mapping[str, Any]) -> Event: ...
+    def __getnewargs_ex__(self) -> tuple[tuple[Any, ...], dict[str, Any]]: ...
 
 @final
 class StoredEvent:

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod db;
 pub mod errors;
+pub mod group_commit;
 pub mod json;
 pub mod migrations;
 pub mod py;
@@ -24,6 +25,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .install();
     m.add_class::<py::core::Core>()?;
     m.add_class::<py::session::Session>()?;
+    m.add_class::<py::event::Event>()?;
+    m.add_function(wrap_pyfunction!(py::event::new_event_id, m)?)?;
     m.add_class::<py::types::StoredEvent>()?;
     m.add_class::<py::types::QueuedEvent>()?;
     m.add_class::<py::types::DeadLetter>()?;

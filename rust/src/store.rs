@@ -4,7 +4,7 @@
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use deadpool_postgres::{Object, Pool};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -14,6 +14,7 @@ use crate::db::connection::build_pool;
 use crate::db::listener::Listener;
 use crate::db::sql::Sql;
 use crate::errors::{CoreError, CoreResult};
+use crate::group_commit::GroupCommit;
 use crate::{runtime, tls};
 
 pub struct Store {
@@ -21,6 +22,8 @@ pub struct Store {
     pub pool: Pool,
     pub sql: Sql,
     pub listener: Option<Arc<Listener>>,
+    /// The queue small appends share transactions through (`group_commit`).
+    pub group_commit: GroupCommit,
     /// For cancel requests, which open a connection of their own.
     tls: MakeRustlsConnect,
     /// The process that opened the pool: its connections are that process's sockets.
@@ -29,22 +32,25 @@ pub struct Store {
 }
 
 impl Store {
-    /// Builds the store without connecting (must run inside the runtime: deadpool spawns).
-    pub fn new(config: CoreConfig) -> CoreResult<Self> {
+    /// Builds the store without connecting (must run inside the runtime: deadpool and the
+    /// group commit's flusher spawn tasks).
+    pub fn new(config: CoreConfig) -> CoreResult<Arc<Self>> {
         let pool = build_pool(&config)?;
         let sql = Sql::new(&config.schema_name);
         let listener = config
             .listen_notify
             .then(|| Listener::new(config.clone(), sql.notify_channel.clone()));
-        Ok(Store {
-            tls: tls::connector(&config)?,
+        let tls = tls::connector(&config)?;
+        Ok(Arc::new_cyclic(|this: &Weak<Store>| Store {
+            group_commit: GroupCommit::start(this.clone()),
+            tls,
             config,
             pool,
             sql,
             listener,
             pid: std::process::id(),
             closed: AtomicBool::new(false),
-        })
+        }))
     }
 
     /// Refuses a store used after `close()`, or in a process forked from the one that opened

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
 use super::pgtypes::JsonText;
@@ -14,6 +14,7 @@ use crate::errors::{CoreError, CoreResult};
 /// The statements of an append, for one schema.
 pub struct Statements {
     pub append: String,
+    pub append_many: String,
     pub begin_append: String,
     pub copy_events: String,
     pub classify_existing: String,
@@ -25,6 +26,10 @@ impl Statements {
             append: format!(
                 "SELECT outcome, first_offset, stream_version \
                  FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ),
+            append_many: format!(
+                "SELECT outcome, first_offset, stream_version, call \
+                 FROM {s}.append_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
             ),
             begin_append: format!(
                 "SELECT outcome, first_offset, stream_version FROM {s}.begin_append($1, $2, $3, $4)"
@@ -106,6 +111,13 @@ fn offsets(first: i64, count: usize) -> Vec<i64> {
     (first..first + count as i64).collect()
 }
 
+fn duplicate(stream: &str) -> CoreError {
+    CoreError::DuplicateEvent(format!(
+        "stream '{stream}': one or more event ids of this call are already stored (in another stream, \
+         at other offsets or in another order); nothing was written"
+    ))
+}
+
 async fn classify_duplicate(
     client: &tokio_postgres::Client,
     sql: &Statements,
@@ -117,10 +129,7 @@ async fn classify_duplicate(
     let outcome: String = row.get(0);
     match outcome.as_str() {
         "retry" => Ok(offsets(row.get(1), ids.len())),
-        _ => Err(CoreError::DuplicateEvent(format!(
-            "stream '{stream}': one or more event ids of this call are already stored (in another stream, \
-             at other offsets or in another order); nothing was written"
-        ))),
+        _ => Err(duplicate(stream)),
     }
 }
 
@@ -173,8 +182,86 @@ fn outcome(
             expected: expected_version.unwrap_or(-1),
             actual: row.get(2),
         }),
+        "duplicate" => Err(duplicate(stream)),
         other => Err(CoreError::Internal(format!("append returned {other:?}"))),
     }
+}
+
+/// One caller's append in a group commit.
+pub struct GroupedAppend<'a> {
+    pub stream: &'a str,
+    pub columns: &'a EventColumns,
+    pub expected_version: Option<i64>,
+}
+
+/// The appends of several callers in one statement, one transaction, one commit
+/// (`append_many`, migration 001); each gets its own offsets or error. Small batches only
+/// (below `COPY_THRESHOLD` each): their columns are concatenated into one set of arrays.
+pub async fn append_many(
+    client: &deadpool_postgres::Client,
+    sql: &Statements,
+    appends: &[GroupedAppend<'_>],
+) -> CoreResult<Vec<CoreResult<Vec<i64>>>> {
+    let total: usize = appends.iter().map(|a| a.columns.ids.len()).sum();
+    let mut all = EventColumns {
+        ids: Vec::with_capacity(total),
+        types: Vec::with_capacity(total),
+        data: Vec::with_capacity(total),
+        metadata: Vec::with_capacity(total),
+        correlation_ids: Vec::with_capacity(total),
+        causation_ids: Vec::with_capacity(total),
+        versions: Vec::with_capacity(total),
+    };
+    for append in appends {
+        let c = append.columns;
+        all.ids.extend_from_slice(&c.ids);
+        all.types.extend_from_slice(&c.types);
+        all.data.extend_from_slice(&c.data);
+        all.metadata.extend_from_slice(&c.metadata);
+        all.correlation_ids.extend_from_slice(&c.correlation_ids);
+        all.causation_ids.extend_from_slice(&c.causation_ids);
+        all.versions.extend_from_slice(&c.versions);
+    }
+    let streams: Vec<&str> = appends.iter().map(|a| a.stream).collect();
+    let expected: Vec<Option<i64>> = appends.iter().map(|a| a.expected_version).collect();
+    let counts: Vec<i32> = appends.iter().map(|a| a.columns.ids.len() as i32).collect();
+    let statement = client.prepare_cached(&sql.append_many).await?;
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &streams,
+                &expected,
+                &counts,
+                &all.ids,
+                &all.types,
+                &all.data,
+                &all.metadata,
+                &all.correlation_ids,
+                &all.causation_ids,
+                &all.versions,
+            ],
+        )
+        .await?;
+    let mut results: Vec<CoreResult<Vec<i64>>> = appends
+        .iter()
+        .map(|_| {
+            Err(CoreError::Internal(
+                "append_many gave no answer for a call".into(),
+            ))
+        })
+        .collect();
+    for row in &rows {
+        let call = row.get::<_, i32>(3) as usize - 1;
+        let append = &appends[call];
+        results[call] = outcome(
+            row,
+            append.stream,
+            append.columns.ids.len(),
+            append.expected_version,
+        );
+    }
+    Ok(results)
 }
 
 async fn append_by_statement(
@@ -204,8 +291,19 @@ async fn append_by_statement(
     outcome(&row, stream, columns.ids.len(), expected_version)
 }
 
-/// `begin_append`, then the events by binary COPY, then COMMIT, in one transaction. If the
-/// caller is cancelled anywhere in between, dropping the transaction rolls it back.
+/// Opens an append's transaction; a client that dies inside it cannot keep the global append
+/// lock for more than this (the server ends an idle transaction), while a live one is never
+/// idle there: its statements are sent back to back.
+const BEGIN_APPEND_TRANSACTION: &str =
+    "BEGIN; SET LOCAL idle_in_transaction_session_timeout = '10s'";
+
+/// `begin_append`, then the events by binary COPY, then COMMIT, in one transaction and two
+/// round trips: BEGIN, `begin_append` and the start of the COPY are sent together (the
+/// offsets `begin_append` gives arrive with the server's go-ahead for the COPY data), then
+/// the data, then the end of the COPY and COMMIT together. The global append lock, taken by
+/// `begin_append`, is thus held for one round trip and the data, not for four round trips.
+/// On an error the transaction is rolled back; if the caller is cancelled anywhere, its
+/// connection is closed (`store::PooledConnection`), which ends the transaction too.
 async fn append_by_copy(
     client: &mut deadpool_postgres::Client,
     sql: &Statements,
@@ -214,21 +312,37 @@ async fn append_by_copy(
     expected_version: Option<i64>,
 ) -> CoreResult<Vec<i64>> {
     let count = columns.ids.len();
-    let transaction = client.transaction().await?;
-    let begin = transaction.prepare_cached(&sql.begin_append).await?;
-    let row = transaction
-        .query_one(
-            &begin,
-            &[&stream, &expected_version, &(count as i64), &columns.ids],
-        )
-        .await?;
-    let offsets = outcome(&row, stream, count, expected_version)?;
-    if row.get::<_, String>(0) != "ok" {
-        return Ok(offsets); // a retry: nothing to write (the transaction rolls back on drop)
-    }
-    let copy = transaction.prepare_cached(&sql.copy_events).await?;
-    let sink = transaction.copy_in::<_, bytes::Bytes>(&copy).await?;
-    let writer = BinaryCopyInWriter::new(
+    let begin = client.prepare_cached(&sql.begin_append).await?;
+    let copy = client.prepare_cached(&sql.copy_events).await?;
+    let params: [&(dyn ToSql + Sync); 4] =
+        [&stream, &expected_version, &(count as i64), &columns.ids];
+    let (began, started, sink) = tokio::join!(
+        client.batch_execute(BEGIN_APPEND_TRANSACTION),
+        client.query_one(&begin, &params),
+        client.copy_in::<_, bytes::Bytes>(&copy),
+    );
+    let (row, sink) = match (began.and(started), sink) {
+        (Ok(row), Ok(sink)) => (row, sink),
+        (Err(error), sink) => {
+            drop(sink); // the COPY, if it started, must be aborted before the ROLLBACK
+            rollback(client).await;
+            return Err(error.into());
+        }
+        (Ok(_), Err(error)) => {
+            rollback(client).await;
+            return Err(error.into());
+        }
+    };
+    let offsets = match outcome(&row, stream, count, expected_version) {
+        // A retry finds its events stored: nothing to write.
+        Ok(offsets) if row.get::<_, String>(0) == "ok" => offsets,
+        other => {
+            drop(sink); // aborts the COPY
+            rollback(client).await;
+            return other;
+        }
+    };
+    let mut writer = Box::pin(BinaryCopyInWriter::new(
         sink,
         &[
             Type::TEXT,
@@ -241,10 +355,9 @@ async fn append_by_copy(
             Type::TEXT,
             Type::INT4,
         ],
-    );
-    tokio::pin!(writer);
+    ));
     for (index, offset) in offsets.iter().enumerate() {
-        writer
+        let written = writer
             .as_mut()
             .write(&[
                 &stream,
@@ -257,9 +370,26 @@ async fn append_by_copy(
                 &columns.causation_ids[index],
                 &columns.versions[index],
             ])
-            .await?;
+            .await;
+        if let Err(error) = written {
+            drop(writer); // aborts the COPY, which must end before the ROLLBACK
+            rollback(client).await;
+            return Err(error.into());
+        }
     }
-    writer.finish().await?;
-    transaction.commit().await?;
+    // COMMIT goes out right behind the end of the COPY. If the COPY failed (an id stored
+    // meanwhile), the transaction is aborted and COMMIT only ends it.
+    let (copied, committed) =
+        tokio::join!(writer.as_mut().finish(), client.batch_execute("COMMIT"));
+    copied?;
+    committed?;
     Ok(offsets)
+}
+
+/// Ends the transaction of a failed append; if even that fails the connection is broken and
+/// the pool will not hand it out again.
+async fn rollback(client: &deadpool_postgres::Client) {
+    if let Err(error) = client.batch_execute("ROLLBACK").await {
+        log::debug!(target: "pgstreams", "pgstreams: rollback after a failed append failed: {error}");
+    }
 }

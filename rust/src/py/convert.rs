@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyList, PyString, PyType};
+use pyo3::types::{PyBytes, PyList, PyString};
 use tokio_postgres::Row;
 
 use crate::config::MAX_NAME_BYTES;
@@ -15,15 +14,8 @@ use crate::db::queue::{Receipt, DEQUEUE_ROW_OFFSET};
 use crate::db::read::BadRow;
 use crate::errors::{SerializationError, UndecodableEventError};
 use crate::json;
-use crate::py::types::{
-    uuid_from_object, DeadLetter, LazyTime, LazyUuid, QueuedEvent, StoredEvent,
-};
-
-static EVENT_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-
-fn event_class(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
-    EVENT_TYPE.import(py, "pgstreams.events", "Event")
-}
+use crate::py::event::Event;
+use crate::py::types::{DeadLetter, LazyTime, LazyUuid, QueuedEvent, StoredEvent};
 
 fn encode_json(value: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> PyResult<JsonText> {
     json::encode(value)
@@ -32,11 +24,11 @@ fn encode_json(value: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> PyRes
 }
 
 /// A text field of an event: None, or a str PostgreSQL can store (no NUL, no lone surrogate).
-fn optional_text(value: Bound<'_, PyAny>, path: impl Fn() -> String) -> PyResult<Option<String>> {
-    if value.is_none() {
-        return Ok(None);
-    }
-    text(value, path).map(Some)
+fn optional_text(
+    value: Option<Bound<'_, PyAny>>,
+    path: impl Fn() -> String,
+) -> PyResult<Option<String>> {
+    value.map(|v| text(v, path)).transpose()
 }
 
 fn text(value: Bound<'_, PyAny>, path: impl Fn() -> String) -> PyResult<String> {
@@ -61,54 +53,41 @@ fn text(value: Bound<'_, PyAny>, path: impl Fn() -> String) -> PyResult<String> 
     Ok(text.to_owned())
 }
 
-/// Reads one `pgstreams.Event`; `label` names it in errors (`events[3]`).
+/// Reads one `pgstreams.Event`; `label` names it in errors (`events[3]`). The Event checked
+/// its own arguments when it was made; what is checked here is what storing needs: JSON, no
+/// NUL, no lone surrogates.
 fn new_event(event: &Bound<'_, PyAny>, label: &dyn Fn() -> String) -> PyResult<NewEvent> {
     let py = event.py();
-    if !event.is_instance(event_class(py)?)? {
-        return Err(SerializationError::new_err(format!(
+    let event = event.cast::<Event>().map_err(|_| {
+        SerializationError::new_err(format!(
             "{} must be a pgstreams.Event, got {}",
             label(),
-            event.get_type().name()?
-        )));
-    }
-    let id = uuid_from_object(&event.getattr(pyo3::intern!(py, "id"))?)?;
-    let event_type = text(event.getattr(pyo3::intern!(py, "type"))?, || {
-        format!("{}.type", label())
+            event
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
     })?;
-    if event_type.is_empty() {
-        return Err(SerializationError::new_err(format!(
-            "{}.type must not be empty",
-            label()
-        )));
-    }
-    let data = encode_json(&event.getattr(pyo3::intern!(py, "data"))?, || {
-        format!("{}.data", label())
-    })?;
-    let metadata = encode_json(&event.getattr(pyo3::intern!(py, "metadata"))?, || {
-        format!("{}.metadata", label())
-    })?;
+    let event = event.get();
+    let optional = |value: &Option<Py<PyString>>, field: &str| {
+        optional_text(
+            value.as_ref().map(|t| t.bind(py).clone().into_any()),
+            || format!("{}.{field}", label()),
+        )
+    };
     Ok(NewEvent {
-        id,
-        event_type,
-        data,
-        metadata,
-        correlation_id: optional_text(event.getattr(pyo3::intern!(py, "correlation_id"))?, || {
-            format!("{}.correlation_id", label())
+        id: event.id.uuid(py)?,
+        event_type: text(event.r#type.bind(py).clone().into_any(), || {
+            format!("{}.type", label())
         })?,
-        causation_id: optional_text(event.getattr(pyo3::intern!(py, "causation_id"))?, || {
-            format!("{}.causation_id", label())
+        data: encode_json(event.data.bind(py), || format!("{}.data", label()))?,
+        metadata: encode_json(event.metadata.bind(py).as_any(), || {
+            format!("{}.metadata", label())
         })?,
-        version: event
-            .getattr(pyo3::intern!(py, "version"))?
-            .extract::<i32>()
-            .ok()
-            .filter(|v| *v >= 1)
-            .ok_or_else(|| {
-                SerializationError::new_err(format!(
-                    "{}.version must be an int from 1 to 2147483647",
-                    label()
-                ))
-            })?,
+        correlation_id: optional(&event.correlation_id, "correlation_id")?,
+        causation_id: optional(&event.causation_id, "causation_id")?,
+        version: event.version,
     })
 }
 

@@ -215,7 +215,7 @@ impl Core {
         let runtime = runtime::runtime();
         let _guard = runtime.enter();
         Ok(Core {
-            store: Arc::new(Store::new(config)?),
+            store: Store::new(config)?,
         })
     }
 
@@ -308,6 +308,14 @@ impl Core {
     ) -> PyResult<Bound<'py, PyAny>> {
         let columns = Arc::clone(&batch.columns);
         self.spawn(py, |store| async move {
+            store.check_usable()?;
+            if columns.ids.len() < append::COPY_THRESHOLD {
+                // Small appends share transactions with concurrent ones (`group_commit`).
+                let group = &store.group_commit;
+                return group
+                    .append(&store, stream, columns, expected_version)
+                    .await;
+            }
             let mut client = store.client().await?;
             let sql = &store.sql.append;
             append::append(&mut client, sql, &stream, &columns, expected_version).await

@@ -6,5 +6,6 @@ pub mod bridge;
 pub mod codec;
 pub mod convert;
 pub mod core;
+pub mod event;
 pub mod session;
 pub mod types;
