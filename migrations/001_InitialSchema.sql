@@ -226,6 +226,60 @@ BEGIN
     RETURN QUERY SELECT v_start.outcome, v_start.first_offset, v_start.stream_version;
 END $$;
 
+-- Group commit: the appends of several callers (p_counts events each, their columns
+-- concatenated in call order) in one transaction, one round trip and one commit. Each call
+-- keeps its own outcome: one call's conflict or duplicate id does not fail the others (its
+-- work is undone in a subtransaction); the rest commit together, with positions in call
+-- order. The streams' rows are locked first, in name order, before the global append lock:
+-- every path takes stream rows before that lock, and several rows always in name order, so
+-- no two transactions can wait on each other.
+CREATE FUNCTION {schema}.append_many(
+    p_streams text[],
+    p_expected bigint[],
+    p_counts integer[],
+    p_ids uuid[],
+    p_types text[],
+    p_data jsonb[],
+    p_metadata jsonb[],
+    p_correlation_ids text[],
+    p_causation_ids text[],
+    p_versions integer[])
+RETURNS TABLE (call integer, outcome text, first_offset bigint, stream_version bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_start integer := 1;
+    v_end integer;
+    v_call integer;
+    v_ids uuid[];
+    v_result record;
+BEGIN
+    INSERT INTO {schema}.streams (stream_name, version)
+    SELECT DISTINCT s, -1 FROM unnest(p_streams) AS s ORDER BY s
+    ON CONFLICT (stream_name) DO NOTHING;
+    PERFORM 1 FROM {schema}.streams s
+    WHERE s.stream_name = ANY(p_streams) ORDER BY s.stream_name FOR UPDATE;
+    FOR v_call IN 1 .. cardinality(p_streams) LOOP
+        v_end := v_start + p_counts[v_call] - 1;
+        v_ids := p_ids[v_start:v_end];
+        BEGIN
+            SELECT * INTO v_result FROM {schema}.append_events(
+                p_streams[v_call], p_expected[v_call], v_ids, p_types[v_start:v_end],
+                p_data[v_start:v_end], p_metadata[v_start:v_end],
+                p_correlation_ids[v_start:v_end], p_causation_ids[v_start:v_end],
+                p_versions[v_start:v_end]);
+            RETURN QUERY SELECT v_call, v_result.outcome, v_result.first_offset,
+                                v_result.stream_version;
+        EXCEPTION WHEN unique_violation THEN
+            -- An id stored by another call: a retry of one that committed, or a duplicate.
+            SELECT * INTO v_result FROM {schema}.classify_existing_events(p_streams[v_call], v_ids);
+            RETURN QUERY SELECT v_call,
+                                CASE WHEN v_result.outcome = 'retry' THEN 'retry' ELSE 'duplicate' END,
+                                v_result.first_offset, NULL::bigint;
+        END;
+        v_start := v_end + 1;
+    END LOOP;
+END $$;
+
 -- Consumer groups keep the NEXT offset to read (Kafka-style).
 CREATE TABLE {schema}.consumer_offsets (
     stream_name text COLLATE "C" NOT NULL,

@@ -65,6 +65,7 @@ class Receipts:
     def pairs(self) -> list[tuple[uuid.UUID, uuid.UUID | None]]: ...
 
 def new_event_id() -> uuid.UUID: ...
+
 @final
 class Event:
     type: str
