@@ -6,6 +6,15 @@ import atexit
 import logging
 
 from ._core import __version__, _shutdown
+from .administration import StreamInfo
+from .configuration import (
+    AccessControlSettings,
+    DeadLetterSettings,
+    LifecycleSettings,
+    PerformanceSettings,
+    RetentionSettings,
+    StreamConfiguration,
+)
 from .errors import (
     ConcurrencyError,
     ConfigurationError,
@@ -20,39 +29,57 @@ from .errors import (
     UndecodableEventError,
 )
 from .events import DeadLetter, Event, QueuedEvent, StoredEvent
+from .health import ConsumerGroupHealth, Health, PoolHealth, QueueHealth, StreamHealth
 from .memory import InMemoryEventStore
 from .migrator import DatabaseMigrator
 from .options import PostgresOptions
 from .postgres import PostgresEventStore, connect
 from .protocol import EventStore
 from .queue_stats import QueueStats, StreamMetadata
+from .retention import RetentionPolicy, RetentionReport, RetentionService, StreamTrim
 
 logging.getLogger("pgstreams").addHandler(logging.NullHandler())
 # No call of the Rust core may finish into a finalizing interpreter (see rust/src/py/bridge.rs).
 atexit.register(_shutdown)
 
 __all__ = [
+    "AccessControlSettings",
     "ConcurrencyError",
     "ConfigurationError",
+    "ConsumerGroupHealth",
     "DatabaseError",
     "DatabaseMigrator",
     "DeadLetter",
+    "DeadLetterSettings",
     "DuplicateEventError",
     "Event",
     "EventStore",
     "EventStreamingError",
+    "Health",
     "InMemoryEventStore",
     "InternalError",
+    "LifecycleSettings",
     "MigrationError",
+    "PerformanceSettings",
+    "PoolHealth",
     "PostgresEventStore",
     "PostgresOptions",
+    "QueueHealth",
     "QueueStats",
     "QueuedEvent",
+    "RetentionPolicy",
+    "RetentionReport",
+    "RetentionService",
+    "RetentionSettings",
     "SerializationError",
     "StoreClosedError",
     "StoreTimeoutError",
     "StoredEvent",
+    "StreamConfiguration",
+    "StreamHealth",
+    "StreamInfo",
     "StreamMetadata",
+    "StreamTrim",
     "UndecodableEventError",
     "__version__",
     "connect",

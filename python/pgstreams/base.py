@@ -20,6 +20,7 @@ from . import validation as check
 from .backend import Backend
 from .errors import ConfigurationError, StoreClosedError
 from .events import DeadLetter, Event, QueuedEvent, StoredEvent
+from .operations import OperationsApi
 from .paging import paginate
 from .protocol import Receipt
 from .queue_stats import QueueStats, StreamMetadata
@@ -27,7 +28,7 @@ from .queue_stats import QueueStats, StreamMetadata
 __all__ = ["StoreBase"]
 
 
-class StoreBase(Backend):
+class StoreBase(OperationsApi, Backend):
     """The event store and queue API shared by ``PostgresEventStore`` and
     ``InMemoryEventStore``; see ``EventStore`` for the contract."""
 
@@ -140,11 +141,6 @@ class StoreBase(Backend):
         back, not even when retention or deletion removes the newest events."""
         self._check_open()
         return await self._head_position()
-
-    async def list_streams(self) -> list[str]:
-        """Every persistent stream ever written, by name (code point order)."""
-        self._check_open()
-        return await self._list_streams()
 
     async def get_stream_metadata(self, stream: str) -> StreamMetadata | None:
         """Length, first and last offset, oldest and newest timestamp (None: never written)."""
