@@ -17,14 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Self
+from typing import Literal, Protocol, Self
 
 from . import validation as check
 from .configuration import duration, flag, optional_count
 from .errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from .operations import OperationsApi
 
 __all__ = ["RetentionPolicy", "RetentionReport", "RetentionService", "StreamTrim"]
 
@@ -113,6 +110,12 @@ class RetentionReport:
         return sum(trim.kept_for_consumers for trim in self.streams)
 
 
+class AppliesRetention(Protocol):
+    """What ``RetentionService`` needs of a store (both stores, and any ``EventStore``)."""
+
+    async def apply_retention(self, *, batch_size: int = ...) -> RetentionReport: ...
+
+
 def _utc_time(value: object, what: str) -> time:
     if not isinstance(value, time):
         raise ConfigurationError(f"{what} must be a datetime.time, got {type(value).__name__}")
@@ -138,7 +141,7 @@ class RetentionService:
 
     def __init__(
         self,
-        store: OperationsApi,
+        store: AppliesRetention,
         interval: float | timedelta,
         window: tuple[time, time] | None = None,
         clock: Callable[[], datetime] | None = None,
