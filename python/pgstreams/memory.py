@@ -773,8 +773,8 @@ class InMemoryEventStore(StoreBase):
                     next((row.offset for row in rows if row.created_us >= young), version + 1)
                 )
             rule_below = max(bounds) if bounds else None
-            committed = [o for (s, _), o in self._consumer_offsets.items() if s == stream]
-            consumed_below = min(committed) if respect and committed else None
+            committed = self._group_offsets(stream)
+            consumed_below = min(o for _, _, o in committed) if respect and committed else None
             allowed = (
                 None
                 if rule_below is None
@@ -789,16 +789,23 @@ class InMemoryEventStore(StoreBase):
             if tombstone is not None and tombstone >= (tombstone if allowed is None else allowed):
                 rule = "deleted"
             waiting = tuple(
-                sorted(
-                    group
-                    for (s, group), offset in self._consumer_offsets.items()
-                    if kept > 0 and s == stream and rule_below is not None and offset < rule_below
-                )
+                group
+                for _, group, offset in committed
+                if kept > 0 and rule_below is not None and offset < rule_below
             )
             if delete_below > first or kept > 0:
                 assert rule is not None
                 targets.append(RetentionTarget(stream, rule, first, delete_below, kept, waiting))
         return targets
+
+    def _group_offsets(self, stream: str | None) -> list[tuple[str, str, int]]:
+        """``(stream, group, committed offset)`` of the groups on ``stream`` (every stream
+        for None), by stream then group: the one reader of ``consumer_offsets`` here."""
+        return sorted(
+            (name, group, offset)
+            for (name, group), offset in self._consumer_offsets.items()
+            if stream is None or name == stream
+        )
 
     async def _trim_events(self, stream: str, from_offset: int, below_offset: int) -> int:
         return self._remove_events(stream, from_offset, below_offset)
@@ -942,7 +949,7 @@ class InMemoryEventStore(StoreBase):
             streams.append(StreamHealth(name, len(rows), age))
         groups = [
             (stream, group, offset, self._versions.get(stream, -1) + 1)
-            for (stream, group), offset in sorted(self._consumer_offsets.items())
+            for stream, group, offset in self._group_offsets(None)
         ]
         queues = []
         for name in sorted(set(self._queues) | {row.stream for row in self._dead.values()}):
