@@ -6,6 +6,15 @@ import atexit
 import logging
 
 from ._core import __version__, _shutdown
+from .administration import StreamInfo
+from .configuration import (
+    AccessControlSettings,
+    DeadLetterSettings,
+    LifecycleSettings,
+    PerformanceSettings,
+    RetentionSettings,
+    StreamConfiguration,
+)
 from .errors import (
     ConcurrencyError,
     ConfigurationError,
@@ -20,6 +29,7 @@ from .errors import (
     UndecodableEventError,
 )
 from .events import DeadLetter, Event, QueuedEvent, StoredEvent
+from .health import ConsumerGroupHealth, Health, PoolHealth, QueueHealth, StreamHealth
 from .memory import InMemoryEventStore
 from .migrator import DatabaseMigrator
 from .offsets import OMITTED, ConsumerGroupInfo
@@ -28,6 +38,7 @@ from .postgres import PostgresEventStore, connect
 from .protocol import EventStore
 from .queue_stats import QueueStats, StreamMetadata
 from .replay import ReplayProgress
+from .retention import RetentionPolicy, RetentionReport, RetentionService, StreamTrim
 
 logging.getLogger("pgstreams").addHandler(logging.NullHandler())
 # No call of the Rust core may finish into a finalizing interpreter (see rust/src/py/bridge.rs).
@@ -35,29 +46,45 @@ atexit.register(_shutdown)
 
 __all__ = [
     "OMITTED",
+    "AccessControlSettings",
     "ConcurrencyError",
     "ConfigurationError",
+    "ConsumerGroupHealth",
     "ConsumerGroupInfo",
     "DatabaseError",
     "DatabaseMigrator",
     "DeadLetter",
+    "DeadLetterSettings",
     "DuplicateEventError",
     "Event",
     "EventStore",
     "EventStreamingError",
+    "Health",
     "InMemoryEventStore",
     "InternalError",
+    "LifecycleSettings",
     "MigrationError",
+    "PerformanceSettings",
+    "PoolHealth",
     "PostgresEventStore",
     "PostgresOptions",
+    "QueueHealth",
     "QueueStats",
     "QueuedEvent",
     "ReplayProgress",
+    "RetentionPolicy",
+    "RetentionReport",
+    "RetentionService",
+    "RetentionSettings",
     "SerializationError",
     "StoreClosedError",
     "StoreTimeoutError",
     "StoredEvent",
+    "StreamConfiguration",
+    "StreamHealth",
+    "StreamInfo",
     "StreamMetadata",
+    "StreamTrim",
     "UndecodableEventError",
     "__version__",
     "connect",

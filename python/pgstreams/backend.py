@@ -76,10 +76,6 @@ class Backend(ABC):
         """The highest position ever committed; 0 when never written. Never goes back."""
 
     @abstractmethod
-    async def _list_streams(self) -> list[str]:
-        """Every persistent stream ever written, in code point order."""
-
-    @abstractmethod
     async def _stream_metadata(self, stream: str) -> StreamMetadata | None:
         """The seed's ``stream_metadata`` of one stream; None when never written."""
 

@@ -21,6 +21,7 @@ from .backend import Backend
 from .errors import ConfigurationError
 from .events import DeadLetter, Event, QueuedEvent, StoredEvent
 from .offsets import OffsetsApi
+from .operations import OperationsApi
 from .paging import paginate
 from .protocol import Receipt
 from .queries import EventQuery, QueryApi
@@ -30,7 +31,7 @@ from .replay import ReplayApi
 __all__ = ["StoreBase"]
 
 
-class StoreBase(ReplayApi, QueryApi, OffsetsApi, Backend):
+class StoreBase(ReplayApi, QueryApi, OffsetsApi, OperationsApi, Backend):
     """The event store and queue API shared by ``PostgresEventStore`` and
     ``InMemoryEventStore``; see ``EventStore`` for the contract. Services live in their own
     modules as mixins over the same primitives (``queries``, ``offsets``, ``replay``...)."""
@@ -97,7 +98,7 @@ class StoreBase(ReplayApi, QueryApi, OffsetsApi, Backend):
         backwards: bool = False,
     ) -> AsyncIterator[StoredEvent]:
         """Events of ``stream`` from ``start_offset`` (default: the first), fetched
-        ``read_batch_size`` at a time. ``backwards=True`` reads newest first, from
+        ``read_batch_size`` at a time, or the stream's configured ``performance.batch_size``. ``backwards=True`` reads newest first, from
         ``start_offset`` (default: the last) down: one backward scan of the stream's index."""
         check.check_stream(stream)
         if start_offset is not None:
@@ -116,18 +117,25 @@ class StoreBase(ReplayApi, QueryApi, OffsetsApi, Backend):
                 return []
             return await self._read_stream_backwards(stream, offset, limit)
 
-        if backwards:
-            start = 2**63 - 1 if start_offset is None else start_offset
-            return paginate(
-                backward, start, lambda last: last.offset - 1, max_count, self.read_batch_size
-            )
-        return paginate(
-            forwards,
-            start_offset or 0,
-            lambda last: last.offset + 1,
-            max_count,
-            self.read_batch_size,
-        )
+        async def pages() -> AsyncIterator[StoredEvent]:
+            # The stream's configured batch size (issue 10) is looked up once per read, when
+            # iteration starts, so a configuration changed by another process is seen by the
+            # next read.
+            self._check_open()
+            batch_size = await self._configured_read_batch_size(stream) or self.read_batch_size
+            if backwards:
+                start = 2**63 - 1 if start_offset is None else start_offset
+                events = paginate(
+                    backward, start, lambda last: last.offset - 1, max_count, batch_size
+                )
+            else:
+                events = paginate(
+                    forwards, start_offset or 0, lambda last: last.offset + 1, max_count, batch_size
+                )
+            async for event in events:
+                yield event
+
+        return pages()
 
     def read_all(
         self,
@@ -170,11 +178,6 @@ class StoreBase(ReplayApi, QueryApi, OffsetsApi, Backend):
         back, not even when retention or deletion removes the newest events."""
         self._check_open()
         return await self._head_position()
-
-    async def list_streams(self) -> list[str]:
-        """Every persistent stream ever written, by name (code point order)."""
-        self._check_open()
-        return await self._list_streams()
 
     async def get_stream_metadata(self, stream: str) -> StreamMetadata | None:
         """Length, first and last offset, oldest and newest timestamp (None: never written)."""

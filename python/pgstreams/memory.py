@@ -32,12 +32,17 @@ from typing import TYPE_CHECKING, Literal
 
 from . import _core
 from . import validation as check
+from .administration import StreamInfo
 from .base import StoreBase
+from .configuration import DEFAULT_MAX_DELIVERY_ATTEMPTS, DeadLetterSettings, StreamConfiguration
 from .errors import ConcurrencyError, DuplicateEventError
 from .events import DeadLetter, QueuedEvent, StoredEvent
+from .health import QueueHealth, StreamHealth
 from .offsets import CommitOutcome, ConsumerGroupInfo
+from .operations import GroupOffset, log_dropped_message
 from .queries import EventQuery
 from .queue_stats import QueueStats, StreamMetadata
+from .retention import DEFAULT_POLICY, RetentionPolicy, RetentionTarget, RuleSource
 
 if TYPE_CHECKING:
     from .protocol import EventStore
@@ -47,7 +52,6 @@ __all__ = ["InMemoryEventStore"]
 # Times are kept as integer microseconds since the Unix epoch, as PostgreSQL keeps timestamptz.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-DEFAULT_MAX_DELIVERY_ATTEMPTS = 5  # the column default of queue_events.max_delivery_attempts
 # How often a waiting dequeue looks again without a wake-up: what bounds the pick-up delay of a
 # delayed message or an expired lease (only enqueues, nacks and redrives wake waiters).
 _WAIT_POLL_SECONDS = 0.05
@@ -239,6 +243,14 @@ class InMemoryEventStore(StoreBase):
         self._seq = itertools.count(1)
         self._waiters: dict[str, set[asyncio.Event]] = {}
 
+        # Operating the store: `retention_policies`, `stream_configurations`, the tombstones
+        # of deleted streams (`streams.deleted_version`) and, for streams whose newest events
+        # were deleted, the time of their last append (`streams.updated_at`).
+        self._policies: dict[str, RetentionPolicy] = {}
+        self._configurations: dict[str, StreamConfiguration] = {}
+        self._deleted_versions: dict[str, int] = {}
+        self._last_writes: dict[str, int] = {}
+
     def __repr__(self) -> str:
         return f"<InMemoryEventStore {'closed' if self._closed else 'open'}>"
 
@@ -349,9 +361,6 @@ class InMemoryEventStore(StoreBase):
     async def _head_position(self) -> int:
         return self._last_position  # a counter: deleting events never lowers it
 
-    async def _list_streams(self) -> list[str]:
-        return sorted(name for name, version in self._versions.items() if version >= 0)
-
     async def _stream_metadata(self, stream: str) -> StreamMetadata | None:
         version = self._versions.get(stream, -1)
         if version < 0:
@@ -374,12 +383,7 @@ class InMemoryEventStore(StoreBase):
     def _delete_events(self, stream: str) -> int:
         """Test hook: deletes the stream's events but keeps its version, as deleting the rows
         of ``events`` by hand (or retention) does in PostgreSQL. Returns how many went."""
-        removed = self._streams.pop(stream, [])
-        if removed:
-            for row in removed:
-                del self._events_by_id[row.id]
-            self._feed = [row for row in self._feed if row.stream != stream]
-        return len(removed)
+        return self._remove_events(stream, 0, 2**63 - 1)
 
     # ------------------------------------------------------------------ queries
 
@@ -549,8 +553,9 @@ class InMemoryEventStore(StoreBase):
         lease_seconds: float,
         acks: list[_Receipt],
     ) -> list[QueuedEvent]:
-        """``queue::dequeue``: the dequeue statement, repeated while dead-lettering left the
-        batch short, so a dead head never hides live messages behind it."""
+        """``queue::dequeue``: the dequeue statement, repeated while dead-lettering (or the
+        retry delay of expired leases) left the batch short, so a dead or waiting head never
+        hides live messages behind it."""
         self._check_open()
         self._acknowledge_pairs(acks)
         # The statement excludes every id of its ack list from the pick (the acked rows are
@@ -561,18 +566,26 @@ class InMemoryEventStore(StoreBase):
             now = _now_us()
             picked = self._visible(stream, now, max_count - len(leased), excluded)
             excluded = set()
-            dead_lettered = 0
+            set_aside = 0
             for message in picked:
+                retry_at = self._expired_lease_retry_at(message)
                 if message.delivery_count >= message.max_deliveries:
                     self._dead_letter(message, "max_deliveries", now)
-                    dead_lettered += 1
+                    set_aside += 1
+                elif retry_at is not None and retry_at > now:
+                    # The dequeue statement's `backoff`: an expired lease is a failed
+                    # delivery, which waits for the stream's retry delay like a nack.
+                    message.visible_us = retry_at
+                    message.lease = None
+                    message.consumer_id = None
+                    set_aside += 1
                 else:
                     message.delivery_count += 1
                     message.lease = uuid.uuid4()
                     message.consumer_id = consumer_id
                     message.visible_us = _later(now, lease_seconds)
                     leased.append(message.to_queued_event())
-            if dead_lettered == 0 or len(leased) >= max_count:
+            if set_aside == 0 or len(leased) >= max_count:
                 return leased
 
     def _visible(
@@ -643,7 +656,10 @@ class InMemoryEventStore(StoreBase):
         if message is None or not message.holds(token):
             return False
         now = _now_us()
-        if not requeue:
+        if not requeue and not self._dead_letter_settings(message.stream).enabled:
+            self._remove_message(message)  # the nack statement's `dropped`
+            log_dropped_message(message.id, message.stream)
+        elif not requeue:
             self._dead_letter(message, "nacked", now)
         elif message.delivery_count >= message.max_deliveries:
             self._dead_letter(message, "max_deliveries", now)
@@ -744,15 +760,27 @@ class InMemoryEventStore(StoreBase):
 
     # ------------------------------------------------------------------ queue internals
 
+    def _dead_letter_settings(self, stream: str) -> DeadLetterSettings:
+        configuration = self._configurations.get(stream)
+        return DeadLetterSettings() if configuration is None else configuration.dead_letter_queue
+
     def _max_delivery_attempts(self, stream: str) -> int:
-        """``max_delivery_attempts(stream)``: the stream's configuration, else 5. (The
-        in-memory store has no stream configuration yet.)"""
-        return DEFAULT_MAX_DELIVERY_ATTEMPTS
+        """``max_delivery_attempts(stream)``: the stream's configuration, else 5; no limit
+        (the largest integer) when its dead letters are disabled."""
+        return self._dead_letter_settings(stream).delivery_limit
 
     def _retry_delay(self, stream: str, delivery_count: int) -> float:
-        """A nacked message's delay when the caller gives none: the stream's configured retry
-        backoff, else none. (The in-memory store has no stream configuration yet.)"""
-        return 0.0
+        """``retry_delay(stream, delivery_count)``: a failed delivery's delay when the nack
+        gives none: the stream's configured retry backoff, else none."""
+        return self._dead_letter_settings(stream).retry_delay_after(delivery_count) or 0.0
+
+    def _expired_lease_retry_at(self, message: _Message) -> int | None:
+        """When a message whose lease expired may be delivered again: the end of that lease
+        plus the stream's retry delay (None: not an expired lease, or no retry delay)."""
+        if message.lease is None:
+            return None
+        delay = self._dead_letter_settings(message.stream).retry_delay_after(message.delivery_count)
+        return None if delay is None else _later(message.visible_us, delay)
 
     def _insert_message(self, message: _Message) -> None:
         self._messages[message.id] = message
@@ -797,6 +825,272 @@ class InMemoryEventStore(StoreBase):
         """Wakes the dequeues waiting on ``stream`` (the NOTIFY of the PostgreSQL store)."""
         for waiter in self._waiters.get(stream, ()):
             waiter.set()
+
+    # ---- operating the store: retention, configuration, administration, health
+
+    async def _set_retention_policy(self, policy: RetentionPolicy) -> None:
+        self._policies[policy.stream_name] = policy
+
+    async def _retention_policies(self) -> list[RetentionPolicy]:
+        return [self._policies[name] for name in sorted(self._policies)]
+
+    async def _delete_retention_policy(self, stream_name: str) -> bool:
+        return self._policies.pop(stream_name, None) is not None
+
+    def _retention_rule(
+        self, stream: str
+    ) -> tuple[RuleSource | None, float | None, int | None, bool]:
+        """``(rule, max age in seconds, max count, respect consumer groups)`` governing the
+        stream's events: its configuration's retention when it limits events, else its own
+        policy (a disabled one: no limit), else ``"*"`` (the ``rules`` of the plan)."""
+        configuration = self._configurations.get(stream)
+        if configuration is not None and configuration.retention.limits_events:
+            retention = configuration.retention
+            return (
+                "configuration",
+                _seconds(retention.max_age),
+                retention.max_event_count,
+                retention.respect_consumer_groups,
+            )
+        rule: RuleSource = "policy"
+        policy = self._policies.get(stream)
+        if policy is None:
+            rule, policy = "default", self._policies.get(DEFAULT_POLICY)
+            if policy is None:
+                return None, None, None, False
+        if not policy.enabled:
+            return rule, None, None, False
+        return (
+            rule,
+            _seconds(policy.max_age),
+            policy.max_event_count,
+            policy.respect_consumer_groups,
+        )
+
+    async def _retention_plan(self) -> list[RetentionTarget]:
+        """``retention::plan``, step for step."""
+        now = _now_us()
+        targets: list[RetentionTarget] = []
+        for stream in sorted(self._versions):
+            version = self._versions[stream]
+            rows = self._streams.get(stream)
+            if version < 0 or not rows:
+                continue
+            rule, max_age, max_count, respect = self._retention_rule(stream)
+            deleted_version = self._deleted_versions.get(stream)
+            tombstone = None if deleted_version is None else deleted_version + 1
+            if max_age is None and max_count is None and tombstone is None:
+                continue
+            first = rows[0].offset
+            bounds: list[int] = []
+            if max_count is not None:
+                bounds.append(version + 1 - max_count)
+            if max_age is not None:
+                young = _later(now, -max_age)
+                bounds.append(
+                    next((row.offset for row in rows if row.created_us >= young), version + 1)
+                )
+            rule_below = max(bounds) if bounds else None
+            committed = self._group_offsets(stream)
+            consumed_below = min(o for _, _, o in committed) if respect and committed else None
+            allowed = (
+                None
+                if rule_below is None
+                else min(b for b in (rule_below, consumed_below) if b is not None)
+            )
+            delete_below = max(b for b in (allowed, tombstone) if b is not None)
+            kept = (
+                0
+                if rule_below is None
+                else max(0, min(rule_below, version + 1) - max(delete_below, first))
+            )
+            if tombstone is not None and tombstone >= (tombstone if allowed is None else allowed):
+                rule = "deleted"
+            waiting = tuple(
+                group
+                for _, group, offset in committed
+                if kept > 0 and rule_below is not None and offset < rule_below
+            )
+            if delete_below > first or kept > 0:
+                assert rule is not None
+                targets.append(RetentionTarget(stream, rule, first, delete_below, kept, waiting))
+        return targets
+
+    def _group_offsets(self, stream: str | None) -> list[tuple[str, str, int]]:
+        """``(stream, group, committed offset)`` of the groups on ``stream`` (every stream
+        for None), by stream then group: the one reader of ``consumer_offsets`` here."""
+        return sorted(
+            (name, group, offset)
+            for (name, group), (offset, _updated) in self._consumer_offsets.items()
+            if stream is None or name == stream
+        )
+
+    async def _trim_events(self, stream: str, from_offset: int, below_offset: int) -> int:
+        return self._remove_events(stream, from_offset, below_offset)
+
+    def _remove_events(self, stream: str, from_offset: int, below_offset: int) -> int:
+        """``DELETE FROM events WHERE stream_name = $1 AND stream_offset >= $2 AND
+        stream_offset < $3``. The time of the stream's last append survives (as
+        ``streams.updated_at`` does) when its newest event goes."""
+        rows = self._streams.get(stream, [])
+        start = bisect.bisect_left(rows, from_offset, key=attrgetter("offset"))
+        end = bisect.bisect_left(rows, below_offset, key=attrgetter("offset"))
+        removed = rows[start:end]
+        if not removed:
+            return 0
+        if end == len(rows):
+            self._last_writes[stream] = max(
+                self._last_writes.get(stream, 0), removed[-1].created_us
+            )
+        del rows[start:end]
+        if not rows:
+            del self._streams[stream]
+        for row in removed:
+            del self._events_by_id[row.id]
+        gone = {row.position for row in removed}
+        self._feed = [row for row in self._feed if row.position not in gone]
+        return len(removed)
+
+    def _dead_letter_age(self, stream: str) -> float | None:
+        """The dead letter age the queue's rule allows: its configuration's, else its own
+        policy's (None when disabled), else the default policy's."""
+        configuration = self._configurations.get(stream)
+        if configuration is not None and configuration.retention.max_dead_letter_age is not None:
+            return _seconds(configuration.retention.max_dead_letter_age)
+        policy = self._policies.get(stream, self._policies.get(DEFAULT_POLICY))
+        if policy is None or not policy.enabled:
+            return None
+        return _seconds(policy.max_dead_letter_age)
+
+    async def _dead_letter_retention_plan(self) -> list[tuple[str, float]]:
+        now = _now_us()
+        queues = {row.stream for row in self._dead.values()} | {
+            message.stream for message in self._messages.values() if message.spent(now)
+        }
+        plan = [(stream, self._dead_letter_age(stream)) for stream in sorted(queues)]
+        return [(stream, age) for stream, age in plan if age is not None]
+
+    async def _trim_dead_letters(self, stream: str, max_age: float, limit: int) -> int:
+        """Dead letters (spent messages included, failed when their last lease expired) that
+        failed before ``max_age`` seconds ago, at most ``limit``."""
+        now = _now_us()
+        cutoff = _later(now, -max_age)
+        dead = [d for d in self._dead.values() if d.stream == stream and d.failed_us < cutoff]
+        spent = [
+            m
+            for m in self._queues.get(stream, {}).values()
+            if m.spent(now) and m.visible_us < cutoff
+        ]
+        deleted = 0
+        for row in dead[:limit]:
+            del self._dead[row.id]
+            deleted += 1
+        for message in spent[: limit - deleted]:
+            self._remove_message(message)
+            deleted += 1
+        return deleted
+
+    async def _set_stream_configuration(self, configuration: StreamConfiguration) -> None:
+        self._configurations[configuration.stream_name] = configuration
+        self._set_delivery_limit(
+            configuration.stream_name, configuration.dead_letter_queue.delivery_limit
+        )
+
+    def _set_delivery_limit(self, stream: str, limit: int) -> None:
+        """Every queued (not dead) message of the stream gets this delivery limit."""
+        for message in self._queues.get(stream, {}).values():
+            message.max_deliveries = limit
+
+    async def _stream_configuration(self, stream: str) -> StreamConfiguration | None:
+        return self._configurations.get(stream)
+
+    async def _stream_configurations(self) -> list[StreamConfiguration]:
+        return [self._configurations[name] for name in sorted(self._configurations)]
+
+    async def _delete_stream_configuration(self, stream: str) -> bool:
+        if self._configurations.pop(stream, None) is None:
+            return False
+        self._set_delivery_limit(stream, DEFAULT_MAX_DELIVERY_ATTEMPTS)
+        return True
+
+    async def _mark_stream_deleted(self, stream: str) -> tuple[int | None, int] | None:
+        """``admin::mark_deleted``: the tombstone, the consumer offsets, the configuration."""
+        version = self._versions.get(stream, -1)
+        if version < 0:
+            return None
+        self._deleted_versions[stream] = version
+        for key in [key for key in self._consumer_offsets if key[0] == stream]:
+            del self._consumer_offsets[key]
+        await self._delete_stream_configuration(stream)
+        rows = self._streams.get(stream)
+        return (rows[0].offset if rows else None), version
+
+    async def _offset_range(self, stream: str) -> tuple[int, int] | None:
+        rows = self._streams.get(stream)
+        return (rows[0].offset, rows[-1].offset) if rows else None
+
+    def _live_streams(self) -> list[str]:
+        """Written, and written again since any deletion; in code point order."""
+        return sorted(
+            name
+            for name, version in self._versions.items()
+            if version >= 0 and version > self._deleted_versions.get(name, -1)
+        )
+
+    async def _stream_infos(self, prefix: str | None) -> list[StreamInfo]:
+        infos: list[StreamInfo] = []
+        for name in self._live_streams():
+            if prefix is not None and not name.startswith(prefix):
+                continue
+            rows = self._streams.get(name, [])
+            last_write = max(self._last_writes.get(name, 0), rows[-1].created_us if rows else 0)
+            infos.append(
+                StreamInfo(
+                    name,
+                    len(rows),
+                    rows[0].offset if rows else None,
+                    rows[-1].offset if rows else None,
+                    self._versions[name],
+                    _datetime(last_write),
+                )
+            )
+        return infos
+
+    async def _health_snapshot(
+        self,
+    ) -> tuple[datetime, list[StreamHealth], list[GroupOffset], list[QueueHealth]]:
+        now = _now_us()
+        streams = []
+        for name in self._live_streams():
+            rows = self._streams.get(name, [])
+            age = (now - rows[-1].created_us) / 1_000_000 if rows else None
+            streams.append(StreamHealth(name, len(rows), age))
+        groups = [
+            (stream, group, offset, self._versions.get(stream, -1) + 1)
+            for stream, group, offset in self._group_offsets(None)
+        ]
+        queues = []
+        for name in sorted(set(self._queues) | {row.stream for row in self._dead.values()}):
+            stats = await self._queue_stats(name)
+            queues.append(
+                QueueHealth(
+                    name,
+                    stats.visible + stats.delayed + stats.leased,
+                    stats.visible,
+                    stats.leased,
+                    stats.delayed,
+                    stats.dead,
+                    stats.oldest_age,
+                )
+            )
+        return _datetime(now), streams, groups, queues
+
+
+def _seconds(value: timedelta | float | None) -> float | None:
+    """A normalized duration field (a ``timedelta`` after validation) in seconds."""
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 if TYPE_CHECKING:

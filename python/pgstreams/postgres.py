@@ -9,19 +9,25 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Generator, Sequence
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 from . import _core
+from .administration import StreamInfo
 from .base import StoreBase
+from .configuration import StreamConfiguration
 from .errors import MigrationError, UndecodableEventError
 from .events import DeadLetter, QueuedEvent, StoredEvent
+from .health import QueueHealth, StreamHealth
 from .migrator import AppliedMigration, DatabaseMigrator
 from .offsets import CommitOutcome, ConsumerGroupInfo
+from .operations import GroupOffset, log_dropped_message
 from .options import PostgresOptions
 from .paging import PartialBatch
 from .queries import EventQuery
 from .queue_stats import QueueStats, StreamMetadata
+from .retention import RetentionPolicy, RetentionTarget
 
 __all__ = ["PostgresEventStore", "connect"]
 
@@ -75,9 +81,6 @@ class PostgresEventStore(StoreBase):
 
     async def _head_position(self) -> int:
         return await self._core.head_position()
-
-    async def _list_streams(self) -> list[str]:
-        return await self._core.list_streams()
 
     async def _stream_metadata(self, stream: str) -> StreamMetadata | None:
         rows = await self._core.stream_metadata(stream)
@@ -162,7 +165,10 @@ class PostgresEventStore(StoreBase):
         return await self._core.acknowledge(receipts)
 
     async def _nack(self, receipt: _core.Receipts, requeue: bool, delay: float | None) -> bool:
-        return await self._core.nack(receipt, requeue, delay)
+        acted, dropped = await self._core.nack(receipt, requeue, delay)
+        if dropped is not None:
+            log_dropped_message(receipt.pairs()[0][0], dropped)
+        return acted
 
     async def _extend_lease(self, receipt: _core.Receipts, visibility_timeout: float) -> bool:
         return await self._core.extend_lease(receipt, visibility_timeout)
@@ -182,6 +188,102 @@ class PostgresEventStore(StoreBase):
 
     async def _purge_queue(self, stream: str) -> int:
         return await self._core.purge_queue(stream)
+
+    # ---- operating the store: retention, configuration, administration, health
+
+    async def _set_retention_policy(self, policy: RetentionPolicy) -> None:
+        await self._core.set_retention_policy(
+            policy.stream_name,
+            _seconds(policy.max_age),
+            policy.max_event_count,
+            policy.enabled,
+            policy.respect_consumer_groups,
+            _seconds(policy.max_dead_letter_age),
+        )
+
+    async def _retention_policies(self) -> list[RetentionPolicy]:
+        return [
+            RetentionPolicy(name, max_age, count, enabled, respect, dead_age)
+            for name, max_age, count, enabled, respect, dead_age in (
+                await self._core.retention_policies()
+            )
+        ]
+
+    async def _delete_retention_policy(self, stream_name: str) -> bool:
+        return await self._core.delete_retention_policy(stream_name)
+
+    async def _retention_plan(self) -> list[RetentionTarget]:
+        return [
+            RetentionTarget(stream, rule, first, below, kept, tuple(groups))
+            for stream, rule, first, below, kept, groups in await self._core.retention_plan()
+        ]
+
+    async def _trim_events(self, stream: str, from_offset: int, below_offset: int) -> int:
+        return await self._core.trim_events(stream, from_offset, below_offset)
+
+    async def _dead_letter_retention_plan(self) -> list[tuple[str, float]]:
+        return [(stream, age) for stream, age in await self._core.dead_letter_retention_plan()]
+
+    async def _trim_dead_letters(self, stream: str, max_age: float, limit: int) -> int:
+        return await self._core.trim_dead_letters(stream, max_age, limit)
+
+    async def _set_stream_configuration(self, configuration: StreamConfiguration) -> None:
+        document = _core.json_dumps(configuration.to_document(), "configuration")
+        await self._core.set_stream_configuration(configuration.stream_name, document)
+
+    async def _stream_configuration(self, stream: str) -> StreamConfiguration | None:
+        rows = await self._core.stream_configuration(stream)
+        return StreamConfiguration.from_document(*rows[0]) if rows else None
+
+    async def _stream_configurations(self) -> list[StreamConfiguration]:
+        return [
+            StreamConfiguration.from_document(name, document)
+            for name, document in await self._core.stream_configurations()
+        ]
+
+    async def _delete_stream_configuration(self, stream: str) -> bool:
+        return await self._core.delete_stream_configuration(stream)
+
+    async def _mark_stream_deleted(self, stream: str) -> tuple[int | None, int] | None:
+        rows = await self._core.mark_stream_deleted(stream)
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    async def _offset_range(self, stream: str) -> tuple[int, int] | None:
+        return await self._core.offset_range(stream)
+
+    async def _stream_infos(self, prefix: str | None) -> list[StreamInfo]:
+        return [
+            StreamInfo(
+                stream,
+                0 if first is None or last is None else last - first + 1,
+                first,
+                last,
+                version,
+                last_write,
+            )
+            for stream, first, last, version, last_write in await self._core.list_streams(prefix)
+        ]
+
+    async def _health_snapshot(
+        self,
+    ) -> tuple[datetime, list[StreamHealth], list[GroupOffset], list[QueueHealth]]:
+        ((checked_at, streams, groups, queues),) = await self._core.health()
+        return (
+            checked_at,
+            [StreamHealth(name, length, age) for name, length, age in streams],
+            [(stream, group, offset, next_offset) for stream, group, offset, next_offset in groups],
+            [
+                QueueHealth(name, ready + in_flight + delayed, ready, in_flight, delayed, dead, age)
+                for name, ready, in_flight, delayed, dead, age in queues
+            ],
+        )
+
+
+def _seconds(value: timedelta | float | None) -> float | None:
+    """A normalized duration field (a ``timedelta`` after validation) in seconds."""
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 def _has_result(future: asyncio.Future[Any]) -> bool:

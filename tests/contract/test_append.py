@@ -312,7 +312,7 @@ async def test_list_streams_lists_persistent_streams_with_events(store: Any) -> 
     await store.append_batch(second, events(2))
     await store.enqueue(queue, Event("Q", {}))
     listed = await store.list_streams()
-    assert sorted(listed) == sorted([first, second])
+    assert sorted(s.stream for s in listed) == sorted([first, second])
 
 
 async def test_stream_metadata_is_none_for_unknown_stream(store: Any) -> None:

@@ -1,7 +1,9 @@
 //! The database side of the core: plain async Rust over tokio-postgres, no PyO3, so
 //! `cargo test` can drive it without Python.
 
+pub mod admin;
 pub mod append;
+pub mod configuration;
 pub mod connection;
 pub mod generic;
 pub mod listener;
@@ -12,6 +14,7 @@ pub mod query;
 pub mod queue;
 pub mod queue_admin;
 pub mod read;
+pub mod retention;
 pub mod sql;
 pub mod streams;
 

@@ -80,20 +80,27 @@ impl Statements {
             // statement. It reads only messages it can deliver: the oldest ready ones (ready
             // index, in seq order) and the oldest whose time has come (waiting index: delay
             // over, lease expired), merged by seq. Each side locks with SKIP LOCKED before
-            // its LIMIT, so concurrent consumers take different messages. The first row
-            // always exists and carries how many were dead-lettered, so a short batch caused
-            // by dead-lettering can be refilled.
+            // its LIMIT, so concurrent consumers take different messages. An expired lease
+            // is a failed delivery: when the stream's configuration asks for a retry delay
+            // (`retry_delay()`, migration 004) that has not passed since the lease ended, the
+            // message waits for it instead, like a nack (`backoff`); on a stream without one
+            // that costs nothing (the function returns NULL). The first row always exists and
+            // carries how many were set aside (dead-lettered or backed off), so a short batch
+            // caused by them can be refilled.
             dequeue: format!(
                 "WITH acked AS ( \
                    DELETE FROM {s}.queue_events q USING unnest($5::uuid[], $6::uuid[]) AS a(id, token) \
                    WHERE {held_by_ack} \
                    RETURNING 1 \
                  ), ready AS ( \
-                   SELECT q.id, q.seq, q.delivery_attempts, q.max_delivery_attempts FROM {s}.queue_events q \
+                   SELECT q.id, q.seq, q.delivery_attempts, q.max_delivery_attempts, NULL::timestamptz AS expired_at \
+                   FROM {s}.queue_events q \
                    WHERE q.stream_name = $1 AND q.visible_at IS NULL AND q.id <> ALL($5::uuid[]) \
                    ORDER BY q.seq LIMIT $3 FOR UPDATE SKIP LOCKED \
                  ), due AS ( \
-                   SELECT q.id, q.seq, q.delivery_attempts, q.max_delivery_attempts FROM {s}.queue_events q \
+                   SELECT q.id, q.seq, q.delivery_attempts, q.max_delivery_attempts, \
+                          CASE WHEN q.lease_token IS NOT NULL THEN q.visible_at END AS expired_at \
+                   FROM {s}.queue_events q \
                    WHERE q.stream_name = $1 AND q.visible_at <= now() AND q.id <> ALL($5::uuid[]) \
                    ORDER BY q.visible_at LIMIT $3 FOR UPDATE SKIP LOCKED \
                  ), picked AS ( \
@@ -102,15 +109,27 @@ impl Statements {
                    SELECT CASE WHEN count(*) > 0 \
                                THEN {s}.dead_letter(array_agg(p.id), 'max_deliveries') ELSE 0 END AS n \
                    FROM picked p WHERE p.delivery_attempts >= p.max_delivery_attempts \
+                 ), backoff AS ( \
+                   SELECT p.id, r.retry_at FROM picked p, \
+                          LATERAL (SELECT p.expired_at + {s}.retry_delay($1, p.delivery_attempts) AS retry_at) r \
+                   WHERE p.expired_at IS NOT NULL AND p.delivery_attempts < p.max_delivery_attempts \
+                     AND r.retry_at > now() \
+                 ), deferred AS ( \
+                   UPDATE {s}.queue_events q SET lease_token = NULL, consumer_id = NULL, leased_at = NULL, \
+                          visible_at = b.retry_at \
+                   FROM backoff b WHERE q.id = b.id \
+                   RETURNING 1 \
                  ), leased AS ( \
                    UPDATE {s}.queue_events q SET delivery_attempts = q.delivery_attempts + 1, \
                           lease_token = gen_random_uuid(), consumer_id = $2, leased_at = now(), \
                           visible_at = now() + make_interval(secs => $4) \
                    FROM picked p WHERE q.id = p.id AND p.delivery_attempts < p.max_delivery_attempts \
+                     AND NOT EXISTS (SELECT 1 FROM backoff b WHERE b.id = p.id) \
                    RETURNING q.* \
                  ) \
-                 SELECT counts.dead_lettered, counts.acked, {cols} \
-                 FROM (SELECT (SELECT n FROM dead) AS dead_lettered, (SELECT count(*) FROM acked) AS acked) counts \
+                 SELECT counts.set_aside, counts.acked, {cols} \
+                 FROM (SELECT (SELECT n FROM dead) + (SELECT count(*) FROM deferred) AS set_aside, \
+                              (SELECT count(*) FROM acked) AS acked) counts \
                  LEFT JOIN leased e ON true ORDER BY e.seq",
                 cols = QUEUED_COLUMNS
             ),
@@ -142,14 +161,23 @@ impl Statements {
             ),
             // requeue: back in its place after the delay (argument, else the stream's retry
             // backoff, else none: ready at once); not requeued, or out of deliveries: dead.
+            // Not requeued on a stream whose dead letters are disabled: deleted (`dropped`,
+            // which the caller logs: nothing is dropped silently). Returns (acted, the stream
+            // of the dropped message or NULL).
             nack: format!(
                 "WITH target AS ( \
-                   SELECT q.id, q.stream_name, q.delivery_attempts, q.max_delivery_attempts \
+                   SELECT q.id, q.stream_name, q.delivery_attempts, q.max_delivery_attempts, \
+                          {s}.dead_letters_enabled(q.stream_name) AS keeps_dead \
                    FROM {s}.queue_events q WHERE {held_by_param} FOR UPDATE \
+                 ), dropped AS ( \
+                   DELETE FROM {s}.queue_events q USING target t \
+                   WHERE q.id = t.id AND NOT $3 AND NOT t.keeps_dead \
+                   RETURNING q.stream_name \
                  ), dead AS ( \
                    SELECT CASE WHEN count(*) > 0 THEN {s}.dead_letter(array_agg(t.id), \
                                CASE WHEN $3 THEN 'max_deliveries' ELSE 'nacked' END) ELSE 0 END AS n \
-                   FROM target t WHERE NOT $3 OR t.delivery_attempts >= t.max_delivery_attempts \
+                   FROM target t \
+                   WHERE (NOT $3 AND t.keeps_dead) OR ($3 AND t.delivery_attempts >= t.max_delivery_attempts) \
                  ), requeued AS ( \
                    UPDATE {s}.queue_events q SET lease_token = NULL, consumer_id = NULL, leased_at = NULL, \
                           visible_at = CASE WHEN d.delay > interval '0' THEN now() + d.delay END \
@@ -157,7 +185,8 @@ impl Statements {
                                             {s}.retry_delay(t.stream_name, t.delivery_attempts)) AS delay) d \
                    WHERE q.id = t.id AND $3 AND t.delivery_attempts < t.max_delivery_attempts \
                    RETURNING 1 \
-                 ) SELECT (SELECT n FROM dead) + (SELECT count(*) FROM requeued)"
+                 ) SELECT (SELECT n FROM dead) + (SELECT count(*) FROM requeued) + (SELECT count(*) FROM dropped) > 0, \
+                          (SELECT stream_name FROM dropped)"
             ),
             extend_lease: format!(
                 "UPDATE {s}.queue_events q SET visible_at = now() + make_interval(secs => $3) \
@@ -214,8 +243,8 @@ pub struct DequeueRequest {
 
 /// Leases up to `max_count` of the oldest deliverable messages, acknowledging `acks` in the
 /// same statement; returns the leased rows in enqueue order. Spent messages met on the way
-/// are marked dead; if that left the batch short, it asks again so a dead head never hides
-/// live messages behind it.
+/// are marked dead, and expired leases still in their retry delay wait for it; if that left
+/// the batch short, it asks again so a dead or waiting head never hides live messages.
 pub async fn dequeue(
     client: &deadpool_postgres::Client,
     sql: &Statements,
@@ -262,14 +291,14 @@ pub async fn dequeue(
             }
             Err(error) => return Err(error),
         };
-        let dead_lettered: i64 = rows.first().map_or(0, |r| r.get(0));
+        let set_aside: i64 = rows.first().map_or(0, |r| r.get(0));
         ack_ids.clear();
         ack_leases.clear();
         leased.extend(
             rows.into_iter()
                 .filter(|r| r.get::<_, Option<Uuid>>(DEQUEUE_ROW_OFFSET).is_some()),
         );
-        if dead_lettered == 0 || leased.len() as i64 >= request.max_count {
+        if set_aside == 0 || leased.len() as i64 >= request.max_count {
             return Ok(leased);
         }
     }
@@ -338,13 +367,15 @@ pub async fn acknowledge(
     Ok(client.query_one(&statement, &[&ids, &leases]).await?.get(0))
 }
 
+/// Nacks one message: `(acted, dropped)`, dropped naming the stream of a message deleted
+/// because that stream's dead letters are disabled (the caller logs it).
 pub async fn nack(
     client: &deadpool_postgres::Client,
     sql: &Statements,
     receipt: Receipt,
     requeue: bool,
     delay_seconds: Option<f64>,
-) -> CoreResult<bool> {
+) -> CoreResult<(bool, Option<String>)> {
     let statement = client.prepare_cached(&sql.nack).await?;
     let row = client
         .query_one(
@@ -352,7 +383,7 @@ pub async fn nack(
             &[&receipt.id, &receipt.lease, &requeue, &delay_seconds],
         )
         .await?;
-    Ok(row.get::<_, i64>(0) > 0)
+    Ok((row.get(0), row.get(1)))
 }
 
 pub async fn extend_lease(

@@ -3,7 +3,9 @@
 //! module of `db/` owns its statements, next to the code that runs them; this struct only
 //! gathers them. Python sends no SQL of its own: the other home of SQL is `migrations/`.
 
-use super::{append, listener, offsets, queue, queue_admin, read, streams};
+use super::{
+    admin, append, configuration, listener, offsets, queue, queue_admin, read, retention, streams,
+};
 
 pub struct Sql {
     /// The schema, double-quoted, for statements built per call (`query`).
@@ -14,6 +16,9 @@ pub struct Sql {
     pub offsets: offsets::Statements,
     pub queue: queue::Statements,
     pub queue_admin: queue_admin::Statements,
+    pub retention: retention::Statements,
+    pub configuration: configuration::Statements,
+    pub admin: admin::Statements,
     pub notify_channel: String,
 }
 
@@ -28,6 +33,9 @@ impl Sql {
             offsets: offsets::Statements::new(&quoted),
             queue: queue::Statements::new(&quoted, &notify_channel),
             queue_admin: queue_admin::Statements::new(&quoted),
+            retention: retention::Statements::new(&quoted),
+            configuration: configuration::Statements::new(&quoted),
+            admin: admin::Statements::new(&quoted),
             notify_channel,
             schema: quoted,
         }

@@ -12,7 +12,8 @@ use uuid::Uuid;
 use crate::config::{self, CoreConfig, RawCoreConfig};
 use crate::db::pgtypes::{JsonText, Micros};
 use crate::db::{
-    append, connection, generic, migrate, offsets, query, queue, queue_admin, read, streams,
+    admin, append, configuration, connection, generic, migrate, offsets, query, queue,
+    queue_admin, read, retention, streams,
 };
 use crate::errors::{ConfigurationError, CoreError};
 use crate::py::batch::{EventBatch, Receipts};
@@ -494,6 +495,8 @@ impl Core {
         })
     }
 
+    /// `(acted, dropped)`: dropped is the stream of a message deleted because that stream's
+    /// dead letters are disabled (the caller logs it), else None.
     #[pyo3(signature = (receipt, requeue, delay = None))]
     fn nack<'py>(
         &self,
@@ -535,14 +538,6 @@ impl Core {
         self.spawn(py, |store| async move {
             let client = store.client().await?;
             migrate::applied(&client, &store.config.schema_name).await
-        })
-    }
-
-    /// Every persistent stream ever written, by name (code point order).
-    fn list_streams<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.spawn(py, |store| async move {
-            let client = store.client().await?;
-            streams::list(&client, &store.sql.streams).await
         })
     }
 
@@ -727,6 +722,196 @@ impl Core {
         self.spawn(py, |store| async move {
             let client = store.client().await?;
             queue_admin::purge(&client, &store.sql.queue_admin, &stream).await
+        })
+    }
+
+    // ---- operating the store: retention, configuration, administration, health
+
+    #[pyo3(signature = (stream_name, max_age, max_event_count, enabled, respect_consumer_groups, max_dead_letter_age))]
+    #[allow(clippy::too_many_arguments)]
+    fn set_retention_policy<'py>(
+        &self,
+        py: Python<'py>,
+        stream_name: String,
+        max_age: Option<f64>,
+        max_event_count: Option<i64>,
+        enabled: bool,
+        respect_consumer_groups: bool,
+        max_dead_letter_age: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let policy = retention::Policy {
+            stream_name,
+            max_age,
+            max_event_count,
+            enabled,
+            respect_consumer_groups,
+            max_dead_letter_age,
+        };
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            retention::set_policy(&client, &store.sql.retention, &policy).await
+        })
+    }
+
+    /// `[(stream, max age, max count, enabled, respect groups, max dead letter age)]`.
+    fn retention_policies<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            Ok(TupleRows(
+                retention::policies(&client, &store.sql.retention).await?,
+            ))
+        })
+    }
+
+    fn delete_retention_policy<'py>(
+        &self,
+        py: Python<'py>,
+        stream_name: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            retention::delete_policy(&client, &store.sql.retention, &stream_name).await
+        })
+    }
+
+    /// `[(stream, rule, first offset, delete below, kept, waiting groups)]`.
+    fn retention_plan<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            Ok(TupleRows(
+                retention::plan(&client, &store.sql.retention).await?,
+            ))
+        })
+    }
+
+    fn trim_events<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        from_offset: i64,
+        below_offset: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            let sql = &store.sql.retention;
+            retention::trim_events(&client, sql, &stream, from_offset, below_offset).await
+        })
+    }
+
+    /// `[(queue, max dead letter age in seconds)]`.
+    fn dead_letter_retention_plan<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            Ok(TupleRows(
+                retention::dead_letter_plan(&client, &store.sql.retention).await?,
+            ))
+        })
+    }
+
+    fn trim_dead_letters<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        max_age: f64,
+        limit: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            let sql = &store.sql.retention;
+            retention::trim_dead_letters(&client, sql, &stream, max_age, limit).await
+        })
+    }
+
+    /// Upserts the configuration of `stream` from its JSON `document` (bytes).
+    fn set_stream_configuration<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        document: &[u8],
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let document = JsonText(document.to_vec());
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            configuration::set(&client, &store.sql.configuration, &stream, &document).await
+        })
+    }
+
+    /// `[(stream, document)]`, empty without a configuration.
+    fn stream_configuration<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            Ok(TupleRows(
+                configuration::get(&client, &store.sql.configuration, &stream).await?,
+            ))
+        })
+    }
+
+    fn stream_configurations<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            Ok(TupleRows(
+                configuration::list(&client, &store.sql.configuration).await?,
+            ))
+        })
+    }
+
+    fn delete_stream_configuration<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            configuration::delete(&client, &store.sql.configuration, &stream).await
+        })
+    }
+
+    /// `[(first offset or None, version)]` when marked deleted; empty if never written.
+    fn mark_stream_deleted<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            Ok(TupleRows(
+                admin::mark_deleted(&client, &store.sql.admin, &stream).await?,
+            ))
+        })
+    }
+
+    /// `(first, last)` stored offset of the stream, or None.
+    fn offset_range<'py>(&self, py: Python<'py>, stream: String) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            admin::offset_range(&client, &store.sql.admin, &stream).await
+        })
+    }
+
+    /// `[(stream, first offset, last offset, version, last write)]` in code point order.
+    #[pyo3(signature = (prefix = None))]
+    fn list_streams<'py>(
+        &self,
+        py: Python<'py>,
+        prefix: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            Ok(TupleRows(
+                admin::list_streams(&client, &store.sql.admin, prefix.as_deref()).await?,
+            ))
+        })
+    }
+
+    /// `[(now, streams, consumer groups, queues)]` (see `db::admin`), one round trip.
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            Ok(TupleRows(admin::health(&client, &store.sql.admin).await?))
         })
     }
 }
