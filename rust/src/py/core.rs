@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::config::{self, CoreConfig, RawCoreConfig};
 use crate::db::pgtypes::{JsonText, Micros};
 use crate::db::{
-    admin, append, configuration, connection, generic, migrate, offsets, query, queue,
-    queue_admin, read, retention, streams,
+    admin, append, configuration, connection, generic, migrate, offsets, query, queue, queue_admin,
+    read, retention, streams,
 };
 use crate::errors::{ConfigurationError, CoreError};
 use crate::py::batch::{EventBatch, Receipts};
