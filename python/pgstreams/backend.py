@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable
 
 from . import _core
 from .errors import StoreClosedError
-from .events import DeadLetter, QueuedEvent, StoredEvent
+from .events import DeadLetter, QueuedEvent
+from .paging import EventPage
 from .queue_stats import QueueStats, StreamMetadata
 
 
@@ -59,12 +60,16 @@ class Backend(ABC):
     ) -> list[int]:
         """Appends the batch atomically (or recognizes a retry); returns the offsets."""
 
+    # The reads return an awaitable ``paging.EventPage`` rather than being coroutines, so a
+    # store can start the read when it is called (PostgreSQL: the statement is sent at once):
+    # ``paging.paginate`` asks for the next page before the current one is decoded.
+
     @abstractmethod
-    async def _read_stream(self, stream: str, offset: int, limit: int) -> Sequence[StoredEvent]:
+    def _read_stream(self, stream: str, offset: int, limit: int) -> Awaitable[EventPage]:
         """At most ``limit`` events of ``stream`` from ``offset``, in offset order."""
 
     @abstractmethod
-    async def _read_all(self, after_position: int, limit: int) -> Sequence[StoredEvent]:
+    def _read_all(self, after_position: int, limit: int) -> Awaitable[EventPage]:
         """At most ``limit`` events after ``after_position``, in position order."""
 
     @abstractmethod

@@ -10,7 +10,7 @@ call therefore fails the same way on both stores, and before anything is sent or
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -22,7 +22,7 @@ from .errors import ConfigurationError
 from .events import DeadLetter, Event, QueuedEvent, StoredEvent
 from .offsets import OffsetsApi
 from .operations import OperationsApi
-from .paging import paginate
+from .paging import EventPage, last_position, offset_after, offset_before, paginate
 from .protocol import Receipt
 from .queries import EventQuery, QueryApi
 from .queue_stats import QueueStats, StreamMetadata
@@ -98,8 +98,9 @@ class StoreBase(ReplayApi, QueryApi, OffsetsApi, OperationsApi, Backend):
         backwards: bool = False,
     ) -> AsyncIterator[StoredEvent]:
         """Events of ``stream`` from ``start_offset`` (default: the first), fetched
-        ``read_batch_size`` at a time, or the stream's configured ``performance.batch_size``. ``backwards=True`` reads newest first, from
-        ``start_offset`` (default: the last) down: one backward scan of the stream's index."""
+        ``read_batch_size`` at a time (or the stream's configured ``performance.batch_size``).
+        ``backwards=True`` reads newest first, from ``start_offset`` (default: the last) down:
+        one backward scan of the stream's index."""
         check.check_stream(stream)
         if start_offset is not None:
             check.check_int(start_offset, "start_offset", minimum=0)
@@ -107,35 +108,24 @@ class StoreBase(ReplayApi, QueryApi, OffsetsApi, OperationsApi, Backend):
             raise ConfigurationError("backwards must be True or False")
         max_count = check.check_optional_count(max_count, "max_count")
 
-        async def forwards(offset: int, limit: int) -> Sequence[StoredEvent]:
+        def forwards(offset: int, limit: int) -> Awaitable[EventPage]:
             self._check_open()
-            return await self._read_stream(stream, offset, limit)
+            return self._read_stream(stream, offset, limit)
 
-        async def backward(offset: int, limit: int) -> Sequence[StoredEvent]:
+        def backward(offset: int, limit: int) -> Awaitable[EventPage]:
             self._check_open()
-            if offset < 0:
-                return []
-            return await self._read_stream_backwards(stream, offset, limit)
+            return self._read_stream_backwards(stream, offset, limit)
 
-        async def pages() -> AsyncIterator[StoredEvent]:
-            # The stream's configured batch size (issue 10) is looked up once per read, when
-            # iteration starts, so a configuration changed by another process is seen by the
-            # next read.
+        async def batch_size() -> int:
+            # The stream's configured batch size, looked up once per read when iteration
+            # starts, so a configuration changed by another process is seen by the next read.
             self._check_open()
-            batch_size = await self._configured_read_batch_size(stream) or self.read_batch_size
-            if backwards:
-                start = 2**63 - 1 if start_offset is None else start_offset
-                events = paginate(
-                    backward, start, lambda last: last.offset - 1, max_count, batch_size
-                )
-            else:
-                events = paginate(
-                    forwards, start_offset or 0, lambda last: last.offset + 1, max_count, batch_size
-                )
-            async for event in events:
-                yield event
+            return await self._configured_read_batch_size(stream) or self.read_batch_size
 
-        return pages()
+        if backwards:
+            start = 2**63 - 1 if start_offset is None else start_offset
+            return paginate(backward, start, offset_before, max_count, batch_size)
+        return paginate(forwards, start_offset or 0, offset_after, max_count, batch_size)
 
     def read_all(
         self,
@@ -161,11 +151,11 @@ class StoreBase(ReplayApi, QueryApi, OffsetsApi, OperationsApi, Backend):
         if not query.empty:
             return self._query_pages(query, start, max_count)
 
-        async def fetch(position: int, limit: int) -> Sequence[StoredEvent]:
+        def fetch(position: int, limit: int) -> Awaitable[EventPage]:
             self._check_open()
-            return await self._read_all(position, limit)
+            return self._read_all(position, limit)
 
-        return paginate(fetch, start, lambda last: last.position, max_count, self.read_batch_size)
+        return paginate(fetch, start, last_position, max_count, self.read_batch_size)
 
     async def get_stream_version(self, stream: str) -> int:
         """Offset of the stream's last event; -1 for a stream never written."""

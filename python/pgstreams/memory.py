@@ -40,6 +40,7 @@ from .events import DeadLetter, QueuedEvent, StoredEvent
 from .health import QueueHealth, StreamHealth
 from .offsets import CommitOutcome, ConsumerGroupInfo
 from .operations import GroupOffset, log_dropped_message
+from .paging import EventList
 from .queries import EventQuery
 from .queue_stats import QueueStats, StreamMetadata
 from .retention import DEFAULT_POLICY, RetentionPolicy, RetentionTarget, RuleSource
@@ -343,17 +344,17 @@ class InMemoryEventStore(StoreBase):
             return "retry", present[0].offset
         return "duplicate", -1
 
-    async def _read_stream(self, stream: str, offset: int, limit: int) -> list[StoredEvent]:
+    async def _read_stream(self, stream: str, offset: int, limit: int) -> EventList:
         """``WHERE stream_name = $1 AND stream_offset >= $2 ORDER BY stream_offset LIMIT $3``.
         Looked up afresh by offset (never by list index, which retention may shift)."""
         rows = self._streams.get(stream, [])
         start = bisect.bisect_left(rows, offset, key=attrgetter("offset"))
-        return [row.to_stored_event() for row in rows[start : start + limit]]
+        return EventList(row.to_stored_event() for row in rows[start : start + limit])
 
-    async def _read_all(self, after_position: int, limit: int) -> list[StoredEvent]:
+    async def _read_all(self, after_position: int, limit: int) -> EventList:
         """``WHERE position > $1 ORDER BY position LIMIT $2``"""
         start = bisect.bisect_right(self._feed, after_position, key=attrgetter("position"))
-        return [row.to_stored_event() for row in self._feed[start : start + limit]]
+        return EventList(row.to_stored_event() for row in self._feed[start : start + limit])
 
     async def _stream_version(self, stream: str) -> int:
         return self._versions.get(stream, -1)
@@ -401,22 +402,20 @@ class InMemoryEventStore(StoreBase):
             ):
                 yield row
 
-    async def _find(self, query: EventQuery, after_position: int, limit: int) -> list[StoredEvent]:
+    async def _find(self, query: EventQuery, after_position: int, limit: int) -> EventList:
         """The WHERE of ``db::query`` over the feed, after ``after_position``."""
         start = bisect.bisect_right(self._feed, after_position, key=attrgetter("position"))
         found = itertools.islice(self._matching(query, self._feed[start:]), limit)
-        return [row.to_stored_event() for row in found]
+        return EventList(row.to_stored_event() for row in found)
 
     async def _count(self, query: EventQuery) -> int:
         return sum(1 for _ in self._matching(query, self._feed))
 
-    async def _read_stream_backwards(
-        self, stream: str, start_offset: int, limit: int
-    ) -> list[StoredEvent]:
+    async def _read_stream_backwards(self, stream: str, start_offset: int, limit: int) -> EventList:
         """``WHERE stream_name = $1 AND stream_offset <= $2 ORDER BY stream_offset DESC``"""
         rows = self._streams.get(stream, [])
         end = bisect.bisect_right(rows, start_offset, key=attrgetter("offset"))
-        return [row.to_stored_event() for row in reversed(rows[max(0, end - limit) : end])]
+        return EventList(row.to_stored_event() for row in reversed(rows[max(0, end - limit) : end]))
 
     # ------------------------------------------------------------------ consumer progress
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Generator, Sequence
+from collections.abc import Awaitable, Generator
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -17,14 +17,13 @@ from . import _core
 from .administration import StreamInfo
 from .base import StoreBase
 from .configuration import StreamConfiguration
-from .errors import MigrationError, UndecodableEventError
-from .events import DeadLetter, QueuedEvent, StoredEvent
+from .errors import MigrationError
+from .events import DeadLetter, QueuedEvent
 from .health import QueueHealth, StreamHealth
 from .migrator import AppliedMigration, DatabaseMigrator
 from .offsets import CommitOutcome, ConsumerGroupInfo
 from .operations import GroupOffset, log_dropped_message
 from .options import PostgresOptions
-from .paging import PartialBatch
 from .queries import EventQuery
 from .queue_stats import QueueStats, StreamMetadata
 from .retention import RetentionPolicy, RetentionTarget
@@ -70,11 +69,11 @@ class PostgresEventStore(StoreBase):
     ) -> list[int]:
         return await self._core.append(stream, batch, expected_version)
 
-    async def _read_stream(self, stream: str, offset: int, limit: int) -> Sequence[StoredEvent]:
-        return _complete(await self._core.read_stream(stream, offset, limit))
+    def _read_stream(self, stream: str, offset: int, limit: int) -> Awaitable[_core.EventPage]:
+        return self._core.read_stream(stream, offset, limit)
 
-    async def _read_all(self, after_position: int, limit: int) -> Sequence[StoredEvent]:
-        return _complete(await self._core.read_all(after_position, limit))
+    def _read_all(self, after_position: int, limit: int) -> Awaitable[_core.EventPage]:
+        return self._core.read_all(after_position, limit)
 
     async def _stream_version(self, stream: str) -> int:
         return await self._core.stream_version(stream)
@@ -88,18 +87,18 @@ class PostgresEventStore(StoreBase):
 
     # ------------------------------------------------------------------ queries
 
-    async def _find(
+    def _find(
         self, query: EventQuery, after_position: int, limit: int
-    ) -> Sequence[StoredEvent]:
-        return _complete(await self._core.find(query.to_core(), after_position, limit))
+    ) -> Awaitable[_core.EventPage]:
+        return self._core.find(query.to_core(), after_position, limit)
 
     async def _count(self, query: EventQuery) -> int:
         return await self._core.count(query.to_core())
 
-    async def _read_stream_backwards(
+    def _read_stream_backwards(
         self, stream: str, start_offset: int, limit: int
-    ) -> Sequence[StoredEvent]:
-        return _complete(await self._core.read_stream_backwards(stream, start_offset, limit))
+    ) -> Awaitable[_core.EventPage]:
+        return self._core.read_stream_backwards(stream, start_offset, limit)
 
     # ------------------------------------------------------------------ consumer progress
 
@@ -288,16 +287,6 @@ def _seconds(value: timedelta | float | None) -> float | None:
 
 def _has_result(future: asyncio.Future[Any]) -> bool:
     return future.done() and not future.cancelled() and future.exception() is None
-
-
-def _complete(
-    fetched: tuple[list[StoredEvent], UndecodableEventError | None],
-) -> list[StoredEvent]:
-    """A read batch, or ``PartialBatch`` when it stops at an event that cannot be decoded."""
-    events, error = fetched
-    if error is not None:
-        raise PartialBatch(events, error)
-    return events
 
 
 async def _open(options: PostgresOptions) -> PostgresEventStore:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from . import validation as check
 from .backend import Backend
 from .errors import ConfigurationError
 from .events import StoredEvent
-from .paging import paginate
+from .paging import EventPage, last_position, paginate
 
 __all__ = ["EventQuery", "QueryApi", "contains", "to_micros"]
 
@@ -220,21 +220,20 @@ class QueryApi(Backend):
     """``find_events`` and ``get_last_event``, over the query primitives."""
 
     @abstractmethod
-    async def _find(
-        self, query: EventQuery, after_position: int, limit: int
-    ) -> Sequence[StoredEvent]:
+    def _find(self, query: EventQuery, after_position: int, limit: int) -> Awaitable[EventPage]:
         """At most ``limit`` events after ``after_position`` matching ``query``, in position
-        order."""
+        order (an awaitable, like ``Backend._read_stream``)."""
 
     @abstractmethod
     async def _count(self, query: EventQuery) -> int:
         """How many events match ``query``."""
 
     @abstractmethod
-    async def _read_stream_backwards(
+    def _read_stream_backwards(
         self, stream: str, start_offset: int, limit: int
-    ) -> Sequence[StoredEvent]:
-        """At most ``limit`` events of ``stream`` from ``start_offset`` down, newest first."""
+    ) -> Awaitable[EventPage]:
+        """At most ``limit`` events of ``stream`` from ``start_offset`` down, newest first (an
+        awaitable, like ``Backend._read_stream``)."""
 
     def find_events(
         self,
@@ -271,18 +270,16 @@ class QueryApi(Backend):
     ) -> AsyncIterator[StoredEvent]:
         """The matching events after ``after_position``, a batch at a time."""
 
-        async def fetch(position: int, limit: int) -> Sequence[StoredEvent]:
+        def fetch(position: int, limit: int) -> Awaitable[EventPage]:
             self._check_open()
-            return await self._find(query, position, limit)
+            return self._find(query, position, limit)
 
-        return paginate(
-            fetch, after_position, lambda last: last.position, max_count, self.read_batch_size
-        )
+        return paginate(fetch, after_position, last_position, max_count, self.read_batch_size)
 
     async def get_last_event(self, stream: str) -> StoredEvent | None:
         """The stream's newest event (None when it has none): one indexed lookup, never a
         scan of the stream, for loading an aggregate from its snapshot onwards."""
         check.check_stream(stream)
         self._check_open()
-        newest = await self._read_stream_backwards(stream, 2**63 - 1, 1)
+        newest = (await self._read_stream_backwards(stream, 2**63 - 1, 1)).events()
         return newest[0] if newest else None

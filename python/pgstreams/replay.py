@@ -235,7 +235,7 @@ class ReplayApi(QueryApi):
             limit = size if cap is None else min(size, cap - progress.processed)
             self._check_open()
             try:
-                batch = list(await self._find(query, cursor, limit))
+                batch = list((await self._find(query, cursor, limit)).events())
                 failed = None
             except PartialBatch as partial:
                 batch, failed = list(partial.items), partial.error

@@ -28,6 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::event::Event>()?;
     m.add_function(wrap_pyfunction!(py::event::new_event_id, m)?)?;
     m.add_class::<py::types::StoredEvent>()?;
+    m.add_class::<py::core::EventPage>()?;
     m.add_class::<py::types::QueuedEvent>()?;
     m.add_class::<py::types::DeadLetter>()?;
     m.add_class::<py::batch::EventBatch>()?;

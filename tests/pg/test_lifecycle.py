@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -25,7 +24,7 @@ from pgstreams import (
     StoreClosedError,
     _core,
 )
-from support import drop_schema, run_sql
+from support import drop_schema, eventually, run_sql
 
 # Generous: only there so that a regression fails the test instead of hanging it.
 NEVER = 20.0
@@ -50,19 +49,6 @@ async def backends_of(dsn: str, application_name: str, where: str = "true") -> i
         [application_name],
     )
     return int(rows[0][0])
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[Any]], done: Callable[[Any], bool], within: float = NEVER
-) -> Any:
-    """Polls ``probe`` until ``done(value)`` or ``within`` seconds have passed; returns the
-    last value (the caller asserts on it)."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -15,7 +13,7 @@ import pytest
 
 import pgstreams
 from pgstreams import Event, PostgresOptions, StoreClosedError
-from support import drop_schema, run_sql
+from support import drop_schema, eventually, run_sql
 
 
 async def listening_backends(dsn: str, channel: str) -> int:
@@ -99,19 +97,6 @@ async def listen_statements(dsn: str, application_name: str) -> list[str]:
         [application_name],
     )
     return [str(row[0]) for row in rows]
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[Any]], done: Callable[[Any], bool], within: float = NEVER
-) -> Any:
-    """Polls ``probe`` until ``done(value)`` or ``within`` seconds have passed; returns the
-    last value (the caller asserts on it)."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.1)
 
 
 async def the_listen_channel(dsn: str, application_name: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -23,23 +22,10 @@ from pgstreams import (
     StoreTimeoutError,
     _core,
 )
-from support import run_sql
+from support import eventually, run_sql
 
 # Generous: only there so that a regression fails the test instead of hanging it.
 NEVER = 20.0
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[Any]], done: Callable[[Any], bool], within: float = NEVER
-) -> Any:
-    """Polls ``probe`` until ``done(value)`` or ``within`` seconds have passed; returns the
-    last value (the caller asserts on it)."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.05)
 
 
 def with_application_name(dsn: str, name: str) -> str:

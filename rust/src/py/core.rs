@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -48,23 +48,51 @@ rows_into_py! {
     TupleRows => codec::rows_to_tuples;
 }
 
-/// A read batch -> `(StoredEvents, error)`: the events up to the first that cannot be
-/// decoded, and its `UndecodableEventError` (None when every row decoded).
-pub struct EventRows(pub read::Batch);
+pyo3::import_exception!(pgstreams.paging, PartialBatch);
 
-impl<'py> IntoPyObject<'py> for EventRows {
-    type Target = PyTuple;
-    type Output = Bound<'py, PyTuple>;
-    type Error = PyErr;
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        let (events, error) = convert::stored_events(py, &self.0.rows, self.0.bad.as_ref())?;
-        PyTuple::new(
-            py,
-            [
-                events.into_any().unbind(),
-                error.unwrap_or_else(|| py.None()),
-            ],
-        )
+/// A read batch as fetched: rows not yet made into Python objects. The reads resolve to one
+/// of these, so a tokio worker never builds thousands of objects under the GIL; the event
+/// loop's thread does, in `events()`, while the next batch is already being read
+/// (`paging.paginate` asks for it from `last_offset`/`last_position` first).
+#[pyclass(frozen, module = "pgstreams._core")]
+pub struct EventPage(read::Batch);
+
+impl EventPage {
+    /// Column `index` (an int8) of the last row, or of the row that stopped the batch.
+    fn last(&self, index: usize, of_bad: impl Fn(&read::BadRow) -> i64) -> Option<i64> {
+        match &self.0.bad {
+            Some(bad) => Some(of_bad(bad)),
+            None => self.0.rows.last().and_then(|row| row.try_get(index).ok()),
+        }
+    }
+}
+
+#[pymethods]
+impl EventPage {
+    /// The rows fetched, counting one that cannot be decoded.
+    fn __len__(&self) -> usize {
+        self.0.rows.len() + usize::from(self.0.bad.is_some())
+    }
+
+    /// The stream offset of the last row (None when there is none).
+    #[getter]
+    fn last_offset(&self) -> Option<i64> {
+        self.last(1, |bad| bad.offset)
+    }
+
+    /// The global position of the last row (None when there is none).
+    #[getter]
+    fn last_position(&self) -> Option<i64> {
+        self.last(2, |bad| bad.position)
+    }
+
+    /// The `StoredEvent`s; raises `PartialBatch(events before it, its UndecodableEventError)`
+    /// at a row that cannot be decoded.
+    fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        match convert::stored_events(py, &self.0.rows, self.0.bad.as_ref())? {
+            (events, None) => Ok(events),
+            (events, Some(error)) => Err(PartialBatch::new_err((events.unbind(), error))),
+        }
     }
 }
 
@@ -332,7 +360,7 @@ impl Core {
     ) -> PyResult<Bound<'py, PyAny>> {
         self.spawn(py, |store| async move {
             let client = store.client().await?;
-            Ok(EventRows(
+            Ok(EventPage(
                 read::read_stream(&client, &store.sql.read, &stream, start_offset, limit).await?,
             ))
         })
@@ -346,7 +374,7 @@ impl Core {
     ) -> PyResult<Bound<'py, PyAny>> {
         self.spawn(py, |store| async move {
             let client = store.client().await?;
-            Ok(EventRows(
+            Ok(EventPage(
                 read::read_all(&client, &store.sql.read, after_position, limit).await?,
             ))
         })
@@ -363,7 +391,7 @@ impl Core {
         self.spawn(py, |store| async move {
             let client = store.client().await?;
             let sql = &store.sql.read;
-            Ok(EventRows(
+            Ok(EventPage(
                 read::read_stream_backwards(&client, sql, &stream, start_offset, limit).await?,
             ))
         })
@@ -381,7 +409,7 @@ impl Core {
         self.spawn(py, |store| async move {
             let client = store.client().await?;
             let schema = &store.sql.schema;
-            Ok(EventRows(
+            Ok(EventPage(
                 query::find(&client, schema, &filter, after_position, limit).await?,
             ))
         })
