@@ -20,6 +20,7 @@ __all__ = [
     "DeadLetter",
     "Event",
     "EventBatch",
+    "EventPage",
     "QueuedEvent",
     "Receipts",
     "Session",
