@@ -70,7 +70,10 @@ async def concurrent_rep(steps: Sequence[Step], seconds: float, cap: int) -> tup
     async def worker(step: Step) -> None:
         nonlocal total
         while True:
-            total += await step()
+            # Not `total += await step()`: that reads `total` before the await, so the units
+            # the other workers add meanwhile would be overwritten (lost).
+            done = await step()
+            total += done
             if time.perf_counter() >= deadline or total >= cap:
                 return
 
