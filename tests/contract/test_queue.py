@@ -426,6 +426,49 @@ async def test_same_id_twice_in_one_enqueued_batch_is_queued_once(store: Any) ->
     assert [m.id for m in got] == [other.id, event.id]
 
 
+# Large batches: PostgreSQL sends them by COPY, which cannot skip a known id; the same
+# promises hold (a known id is skipped, the rest queued once each, in order).
+LARGE = 200
+
+
+async def test_large_batch_with_known_and_repeated_ids_queues_each_once_in_order(
+    store: Any,
+) -> None:
+    stream = name()
+    batch = messages(LARGE)
+    await store.enqueue_batch(stream, batch[50:60])  # already queued: skipped
+    leased = await store.dequeue(stream, "a")  # already leased: not queued again
+    assert leased is not None and leased.id == batch[50].id
+    again = [*batch, batch[0], batch[199]]  # repeated within the batch: queued once
+    assert await store.enqueue_batch(stream, again) == [e.id for e in again]
+    assert await store.get_pending_count(stream) == LARGE
+    delivered = await store.dequeue_batch(stream, "b", 500)
+    expected = [e.id for e in batch[51:60]] + [e.id for e in batch[:50] + batch[60:]]
+    assert [m.id for m in delivered] == expected
+
+
+async def test_large_delayed_batch_is_invisible_until_its_delay_passes(store: Any) -> None:
+    stream = name()
+    await store.enqueue_batch(stream, messages(LARGE), delay=LEASE)
+    assert await store.dequeue(stream, "c") is None
+    assert await store.get_pending_count(stream) == LARGE
+    await asyncio.sleep(EXPIRE)
+    assert len(await store.dequeue_batch(stream, "c", 500)) == LARGE
+
+
+async def test_waiting_dequeue_is_woken_by_a_large_batch(store: Any) -> None:
+    stream = name()
+
+    async def produce() -> None:
+        await asyncio.sleep(0.2)
+        await store.enqueue_batch(stream, messages(LARGE))
+
+    started = time.monotonic()
+    got, _ = await asyncio.gather(store.dequeue_batch(stream, "c", 10, wait=10), produce())
+    assert [m.data["n"] for m in got] == list(range(len(got))) and got
+    assert time.monotonic() - started < 5  # liveness: woken, not left to wait out the 10 s
+
+
 async def test_pending_count_includes_visible_delayed_and_leased(store: Any) -> None:
     stream = name()
     await store.enqueue_batch(stream, messages(3))

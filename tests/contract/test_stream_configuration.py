@@ -251,6 +251,17 @@ async def test_nack_honours_the_configured_max_deliveries(store: Any) -> None:
     assert (dead.id, dead.delivery_count, dead.reason) == (event.id, 2, "max_deliveries")
 
 
+async def test_a_large_batch_takes_the_configured_max_deliveries(store: Any) -> None:
+    stream = name()
+    await configure(store, stream, max_delivery_attempts=1)
+    await store.enqueue_batch(stream, [Event("Job", {"n": n}) for n in range(200)])
+    first = await store.dequeue(stream, "c")
+    assert first is not None and first.data == {"n": 0}
+    assert await store.nack(first)
+    [dead] = await store.get_dead_letters(stream)
+    assert (dead.id, dead.reason) == (first.id, "max_deliveries")
+
+
 async def test_lease_expiry_honours_the_configured_max_deliveries(store: Any) -> None:
     stream = name()
     await configure(store, stream, max_delivery_attempts=1)

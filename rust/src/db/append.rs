@@ -291,10 +291,11 @@ async fn append_by_statement(
     outcome(&row, stream, columns.ids.len(), expected_version)
 }
 
-/// Opens an append's transaction; a client that dies inside it cannot keep the global append
-/// lock for more than this (the server ends an idle transaction), while a live one is never
-/// idle there: its statements are sent back to back.
-const BEGIN_APPEND_TRANSACTION: &str =
+/// Opens the transaction of a write sent as a pipeline (a COPY append or enqueue); a client
+/// that dies inside it cannot keep its locks (an append's: the global append lock) for more
+/// than this (the server ends an idle transaction), while a live one is never idle there: its
+/// statements are sent back to back.
+pub(super) const BEGIN_PIPELINED_WRITE: &str =
     "BEGIN; SET LOCAL idle_in_transaction_session_timeout = '10s'";
 
 /// `begin_append`, then the events by binary COPY, then COMMIT, in one transaction and two
@@ -317,7 +318,7 @@ async fn append_by_copy(
     let params: [&(dyn ToSql + Sync); 4] =
         [&stream, &expected_version, &(count as i64), &columns.ids];
     let (began, started, sink) = tokio::join!(
-        client.batch_execute(BEGIN_APPEND_TRANSACTION),
+        client.batch_execute(BEGIN_PIPELINED_WRITE),
         client.query_one(&begin, &params),
         client.copy_in::<_, bytes::Bytes>(&copy),
     );
@@ -386,10 +387,10 @@ async fn append_by_copy(
     Ok(offsets)
 }
 
-/// Ends the transaction of a failed append; if even that fails the connection is broken and
+/// Ends the transaction of a failed write; if even that fails the connection is broken and
 /// the pool will not hand it out again.
-async fn rollback(client: &deadpool_postgres::Client) {
+pub(super) async fn rollback(client: &deadpool_postgres::Client) {
     if let Err(error) = client.batch_execute("ROLLBACK").await {
-        log::debug!(target: "pgstreams", "pgstreams: rollback after a failed append failed: {error}");
+        log::debug!(target: "pgstreams", "pgstreams: rollback after a failed write failed: {error}");
     }
 }

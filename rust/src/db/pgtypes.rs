@@ -74,9 +74,11 @@ impl<'a> FromSql<'a> for Micros {
         raw: &'a [u8],
     ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         let bytes: [u8; 8] = raw.try_into().map_err(|_| "bad timestamp length")?;
-        Ok(Micros(
-            i64::from_be_bytes(bytes) + POSTGRES_EPOCH_IN_UNIX_MICROS,
-        ))
+        // 'infinity' is i64::MAX: no instant a Python datetime can hold.
+        i64::from_be_bytes(bytes)
+            .checked_add(POSTGRES_EPOCH_IN_UNIX_MICROS)
+            .map(Micros)
+            .ok_or_else(|| "timestamp out of range ('infinity')".into())
     }
     accepts!(TIMESTAMPTZ, TIMESTAMP);
 }

@@ -2,11 +2,15 @@
 //! Every state change of a message is one statement. (The waiting dequeue, which needs a
 //! whole store, is `crate::queue_wait`.)
 
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::append::EventColumns;
+use super::append::{rollback, EventColumns, BEGIN_PIPELINED_WRITE};
 use super::listener::QUEUE_KIND;
+use super::pgtypes::Micros;
 use super::read::cannot_be_sent;
 use crate::errors::{CoreError, CoreResult};
 
@@ -29,6 +33,9 @@ const QUEUED_COLUMNS: &str = "e.id, e.stream_name, e.event_type, e.data, e.metad
 /// The statements of the lease cycle, for one schema.
 pub struct Statements {
     pub enqueue: String,
+    pub enqueue_settings: String,
+    pub copy_messages: String,
+    pub notify: String,
     pub dequeue: String,
     pub release: String,
     pub dead_letter: String,
@@ -75,6 +82,17 @@ impl Statements {
                         CASE WHEN $9 AND EXISTS (SELECT 1 FROM inserted) \
                              THEN pg_notify('{channel}', '{QUEUE_KIND}:' || $1) END::text"
             ),
+            // What a COPY enqueue writes into every row: the stream's delivery limit, and
+            // when the messages become visible (NULL: at once).
+            enqueue_settings: format!(
+                "SELECT {s}.max_delivery_attempts($1), \
+                        CASE WHEN $2::float8 > 0 THEN now() + make_interval(secs => $2::float8) END"
+            ),
+            copy_messages: format!(
+                "COPY {s}.queue_events (id, stream_name, event_type, data, metadata, correlation_id, \
+                 causation_id, visible_at, max_delivery_attempts) FROM STDIN (FORMAT binary)"
+            ),
+            notify: format!("SELECT pg_notify('{channel}', '{QUEUE_KIND}:' || $1)"),
             // Acknowledges the previous batch (folded in: no separate round trip), marks the
             // spent messages it meets dead, and leases the oldest deliverable messages, in one
             // statement. It reads only messages it can deliver: the oldest ready ones (ready
@@ -200,6 +218,14 @@ fn receipt_columns(receipts: &[Receipt]) -> (Vec<Uuid>, Vec<Option<Uuid>>) {
     receipts.iter().map(|r| (r.id, r.lease)).unzip()
 }
 
+/// Batches from this size are sent by binary COPY (`enqueue_by_copy`), smaller ones as one
+/// statement of arrays.
+pub const COPY_THRESHOLD: usize = 64;
+
+/// Enqueues the batch in order (seq follows the input order); returns how many were new.
+/// Ids already known (queued, leased or dead: one row per id) are skipped, so a retried
+/// enqueue is harmless. Large batches go by COPY, which cannot skip: when an id is known, that
+/// transaction fails whole and the batch is sent again as the statement that skips.
 pub async fn enqueue(
     client: &deadpool_postgres::Client,
     sql: &Statements,
@@ -210,6 +236,12 @@ pub async fn enqueue(
 ) -> CoreResult<i64> {
     if columns.ids.is_empty() {
         return Ok(0);
+    }
+    if columns.ids.len() >= COPY_THRESHOLD {
+        match enqueue_by_copy(client, sql, stream, columns, delay_seconds, notify).await {
+            Err(error) if error.sqlstate() == Some(&SqlState::UNIQUE_VIOLATION) => {}
+            done => return done,
+        }
     }
     let statement = client.prepare_cached(&sql.enqueue).await?;
     let row = client
@@ -229,6 +261,99 @@ pub async fn enqueue(
         )
         .await?;
     Ok(row.get(0))
+}
+
+/// The batch by binary COPY in one transaction and two round trips, like a COPY append:
+/// BEGIN, the stream's settings and the start of the COPY together, then the rows, the end
+/// of the COPY, the NOTIFY and COMMIT together. On an error the transaction is rolled back;
+/// a cancelled caller's connection is closed, which ends it too.
+async fn enqueue_by_copy(
+    client: &deadpool_postgres::Client,
+    sql: &Statements,
+    stream: &str,
+    columns: &EventColumns,
+    delay_seconds: f64,
+    notify: bool,
+) -> CoreResult<i64> {
+    let settings = client.prepare_cached(&sql.enqueue_settings).await?;
+    let copy = client.prepare_cached(&sql.copy_messages).await?;
+    // Prepared before the COPY starts: nothing else can be sent on the connection during it.
+    let notify_statement = client.prepare_cached(&sql.notify).await?;
+    let params: [&(dyn ToSql + Sync); 2] = [&stream, &delay_seconds];
+    let (began, settled, sink) = tokio::join!(
+        client.batch_execute(BEGIN_PIPELINED_WRITE),
+        client.query_one(&settings, &params),
+        client.copy_in::<_, bytes::Bytes>(&copy),
+    );
+    let (row, sink) = match (began.and(settled), sink) {
+        (Ok(row), Ok(sink)) => (row, sink),
+        (failed, sink) => {
+            drop(sink); // the COPY, if it started, must be aborted before the ROLLBACK
+            rollback(client).await;
+            return Err(failed.err().map_or_else(
+                || CoreError::Internal("the COPY of an enqueue did not start".into()),
+                CoreError::from,
+            ));
+        }
+    };
+    let max_attempts: i32 = row.try_get(0)?;
+    let visible_at: Option<Micros> = row.try_get(1)?;
+    let mut writer = Box::pin(BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::UUID,
+            Type::TEXT,
+            Type::TEXT,
+            Type::JSONB,
+            Type::JSONB,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TIMESTAMPTZ,
+            Type::INT4,
+        ],
+    ));
+    for index in 0..columns.ids.len() {
+        let written = writer
+            .as_mut()
+            .write(&[
+                &columns.ids[index],
+                &stream,
+                &columns.types[index],
+                &columns.data[index],
+                &columns.metadata[index],
+                &columns.correlation_ids[index],
+                &columns.causation_ids[index],
+                &visible_at,
+                &max_attempts,
+            ])
+            .await;
+        if let Err(error) = written {
+            drop(writer); // aborts the COPY, which must end before the ROLLBACK
+            rollback(client).await;
+            return Err(error.into());
+        }
+    }
+    let wake = async {
+        if notify {
+            client
+                .execute(&notify_statement, &[&stream])
+                .await
+                .map(drop)
+        } else {
+            Ok(())
+        }
+    };
+    // The NOTIFY and COMMIT go out right behind the end of the COPY. If the COPY failed (an
+    // id already known), the transaction is aborted and COMMIT only ends it.
+    let (copied, woke, committed) = tokio::join!(
+        writer.as_mut().finish(),
+        wake,
+        client.batch_execute("COMMIT")
+    );
+    match (copied, woke, committed) {
+        (Ok(count), Ok(()), Ok(())) => Ok(count as i64),
+        (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => Err(error.into()),
+    }
 }
 
 /// What a dequeue asks for.
