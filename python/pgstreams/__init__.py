@@ -28,7 +28,7 @@ from .errors import (
     StoreTimeoutError,
     UndecodableEventError,
 )
-from .events import DeadLetter, Event, QueuedEvent, StoredEvent
+from .events import AppendResult, DeadLetter, Event, QueuedEvent, StoredEvent
 from .health import ConsumerGroupHealth, Health, PoolHealth, QueueHealth, StreamHealth
 from .memory import InMemoryEventStore
 from .migrator import DatabaseMigrator
@@ -39,6 +39,7 @@ from .protocol import EventStore
 from .queue_stats import QueueStats, StreamMetadata
 from .replay import ReplayProgress
 from .retention import RetentionPolicy, RetentionReport, RetentionService, StreamTrim
+from .transactions import Staged, Transaction
 
 logging.getLogger("pgstreams").addHandler(logging.NullHandler())
 # No call of the Rust core may finish into a finalizing interpreter (see rust/src/py/bridge.rs).
@@ -47,6 +48,7 @@ atexit.register(_shutdown)
 __all__ = [
     "OMITTED",
     "AccessControlSettings",
+    "AppendResult",
     "ConcurrencyError",
     "ConfigurationError",
     "ConsumerGroupHealth",
@@ -77,6 +79,7 @@ __all__ = [
     "RetentionService",
     "RetentionSettings",
     "SerializationError",
+    "Staged",
     "StoreClosedError",
     "StoreTimeoutError",
     "StoredEvent",
@@ -85,6 +88,7 @@ __all__ = [
     "StreamInfo",
     "StreamMetadata",
     "StreamTrim",
+    "Transaction",
     "UndecodableEventError",
     "__version__",
     "connect",

@@ -16,12 +16,16 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 from . import _core
 from .errors import StoreClosedError
-from .events import DeadLetter, QueuedEvent
+from .events import AppendResult, DeadLetter, QueuedEvent
 from .paging import EventPage
 from .queue_stats import QueueStats, StreamMetadata
+
+if TYPE_CHECKING:
+    from .transactions import TransactionSession
 
 
 class Backend(ABC):
@@ -57,8 +61,20 @@ class Backend(ABC):
     @abstractmethod
     async def _append(
         self, stream: str, batch: _core.EventBatch, expected_version: int | None
-    ) -> list[int]:
-        """Appends the batch atomically (or recognizes a retry); returns the offsets."""
+    ) -> AppendResult:
+        """Appends the batch atomically (or recognizes a retry); returns the offsets and
+        positions."""
+
+    # ------------------------------------------------------------------ transactions
+
+    @abstractmethod
+    async def _begin(self, timeout: float | None) -> TransactionSession:
+        """Begins a transaction (``transactions``) that the server ends if it sits idle for
+        ``timeout`` seconds."""
+
+    def _default_transaction_timeout(self) -> float | None:
+        """How long a transaction may take when ``transaction()`` does not say."""
+        return None
 
     # The reads return an awaitable ``paging.EventPage`` rather than being coroutines, so a
     # store can start the read when it is called (PostgreSQL: the statement is sent at once):

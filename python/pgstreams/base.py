@@ -19,7 +19,7 @@ from . import _core
 from . import validation as check
 from .backend import Backend
 from .errors import ConfigurationError
-from .events import DeadLetter, Event, QueuedEvent, StoredEvent
+from .events import AppendResult, DeadLetter, Event, QueuedEvent, StoredEvent
 from .offsets import OffsetsApi
 from .operations import OperationsApi
 from .paging import EventPage, last_position, offset_after, offset_before, paginate
@@ -27,6 +27,7 @@ from .protocol import Receipt
 from .queries import EventQuery, QueryApi
 from .queue_stats import QueueStats, StreamMetadata
 from .replay import ReplayApi
+from .transactions import Transaction
 
 __all__ = ["StoreBase"]
 
@@ -80,14 +81,20 @@ class StoreBase(ReplayApi, QueryApi, OffsetsApi, OperationsApi, Backend):
 
     async def append_batch(
         self, stream: str, events: Iterable[Event], *, expected_version: int | None = None
-    ) -> list[int]:
-        """Appends all events atomically (one transaction); returns their offsets."""
+    ) -> AppendResult:
+        """Appends all events atomically (one transaction); returns their offsets (an
+        ``AppendResult``: a list, with ``.positions``)."""
         check.check_stream(stream)
         listed = check.check_events(events)
         expected = check.check_expected_version(expected_version)
         batch = _core.EventBatch(listed)
         self._check_open()
         return await self._append(stream, batch, expected)
+
+    def transaction(self, timeout: float | timedelta | None = None) -> Transaction:
+        """A transaction across streams, queues, consumer progress and the caller's own SQL:
+        ``async with store.transaction() as tx:``; see ``pgstreams.transactions``."""
+        return Transaction(self, timeout)
 
     def read_stream(
         self,

@@ -36,8 +36,9 @@ from .administration import StreamInfo
 from .base import StoreBase
 from .configuration import DEFAULT_MAX_DELIVERY_ATTEMPTS, DeadLetterSettings, StreamConfiguration
 from .errors import ConcurrencyError, DuplicateEventError
-from .events import DeadLetter, QueuedEvent, StoredEvent
+from .events import AppendResult, DeadLetter, QueuedEvent, StoredEvent
 from .health import QueueHealth, StreamHealth
+from .memory_transaction import MemoryTransaction
 from .offsets import CommitOutcome, ConsumerGroupInfo
 from .operations import GroupOffset, log_dropped_message
 from .paging import EventList
@@ -276,18 +277,21 @@ class InMemoryEventStore(StoreBase):
 
     async def _append(
         self, stream: str, batch: _core.EventBatch, expected_version: int | None
-    ) -> list[int]:
-        """The ``append_events`` function of migration 001."""
+    ) -> AppendResult:
+        """The ``append_events`` function of migrations 001 and 005."""
         rows: Sequence[_Serialized] = batch.rows()
         if not rows:
-            return []
+            return AppendResult()
         ids = [row[0] for row in rows]
         version = self._versions.get(stream, -1)
         outcome, first_offset = self._classify_existing(stream, ids)
         # A retry of a call that already committed wins over everything else, a version
         # mismatch included: its caller must get the offsets it was first given.
         if outcome == "retry":
-            return list(range(first_offset, first_offset + len(ids)))
+            return AppendResult(
+                range(first_offset, first_offset + len(ids)),
+                (self._events_by_id[event_id].position for event_id in ids),
+            )
         if expected_version is not None and expected_version != version:
             raise ConcurrencyError(stream, expected_version, version)
         if outcome == "duplicate":
@@ -296,8 +300,15 @@ class InMemoryEventStore(StoreBase):
                 "stored (in another stream, at other offsets or in another order); nothing was "
                 "written"
             )
+        return self._insert_events(stream, rows, version)
+
+    def _insert_events(
+        self, stream: str, rows: Sequence[_Serialized], version: int
+    ) -> AppendResult:
+        """The insert of an append, at offsets after ``version``, positions in row order."""
         now = _now_us()
         stored = self._streams.setdefault(stream, [])
+        positions = []
         for index, (
             event_id,
             event_type,
@@ -324,8 +335,12 @@ class InMemoryEventStore(StoreBase):
             stored.append(row)
             self._feed.append(row)
             self._events_by_id[event_id] = row
+            positions.append(self._last_position)
         self._versions[stream] = version + len(rows)
-        return list(range(version + 1, version + 1 + len(rows)))
+        return AppendResult(range(version + 1, version + 1 + len(rows)), positions)
+
+    async def _begin(self, timeout: float | None) -> MemoryTransaction:
+        return MemoryTransaction(self)
 
     def _classify_existing(
         self, stream: str, ids: Sequence[uuid.UUID]

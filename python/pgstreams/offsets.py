@@ -56,7 +56,7 @@ class ConsumerGroupInfo:
     updated_at: datetime
 
 
-def _expectation(expected: int | Omitted | None, what: str) -> tuple[bool, int | None]:
+def expectation(expected: int | Omitted | None, what: str) -> tuple[bool, int | None]:
     """(check, expected value) of an ``expected`` argument."""
     if expected is OMITTED:
         return False, None
@@ -117,7 +117,7 @@ class OffsetsApi(Backend):
         check.check_stream(stream)
         check.check_name(group, "group")
         check.check_int(offset, "offset", minimum=0)
-        check_expected, value = _expectation(expected, "offset")
+        check_expected, value = expectation(expected, "offset")
         self._check_open()
         outcome = await self._commit_offset(stream, group, offset, check_expected, value, False)
         return _judge(outcome, stream, group, offset, "offset", value)
@@ -166,7 +166,7 @@ class OffsetsApi(Backend):
         ``get_head_position()``: ``ConfigurationError`` (a ``ValueError``)."""
         check.check_name(group, "group")
         check.check_int(position, "position", minimum=0)
-        check_expected, value = _expectation(expected, "position")
+        check_expected, value = expectation(expected, "position")
         self._check_open()
         outcome = await self._commit_position(group, position, check_expected, value)
         return _judge(outcome, None, group, position, "position", value)

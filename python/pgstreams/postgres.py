@@ -18,7 +18,7 @@ from .administration import StreamInfo
 from .base import StoreBase
 from .configuration import StreamConfiguration
 from .errors import MigrationError
-from .events import DeadLetter, QueuedEvent
+from .events import AppendResult, DeadLetter, QueuedEvent
 from .health import QueueHealth, StreamHealth
 from .migrator import AppliedMigration, DatabaseMigrator
 from .offsets import CommitOutcome, ConsumerGroupInfo
@@ -66,8 +66,15 @@ class PostgresEventStore(StoreBase):
 
     async def _append(
         self, stream: str, batch: _core.EventBatch, expected_version: int | None
-    ) -> list[int]:
-        return await self._core.append(stream, batch, expected_version)
+    ) -> AppendResult:
+        offsets, positions = await self._core.append(stream, batch, expected_version)
+        return AppendResult(offsets, positions)
+
+    async def _begin(self, timeout: float | None) -> _core.Transaction:
+        return await self._core.begin(timeout)
+
+    def _default_transaction_timeout(self) -> float | None:
+        return self.options.command_timeout
 
     def _read_stream(self, stream: str, offset: int, limit: int) -> Awaitable[_core.EventPage]:
         return self._core.read_stream(stream, offset, limit)

@@ -7,16 +7,19 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .administration import StreamInfo
 from .configuration import StreamConfiguration
-from .events import DeadLetter, Event, QueuedEvent, StoredEvent
+from .events import AppendResult, DeadLetter, Event, QueuedEvent, StoredEvent
 from .health import Health
 from .offsets import OMITTED, ConsumerGroupInfo, Omitted
 from .queue_stats import QueueStats, StreamMetadata
 from .replay import ProgressCallback
 from .retention import RetentionPolicy, RetentionReport
+
+if TYPE_CHECKING:
+    from .transactions import Transaction
 
 Receipt = QueuedEvent | uuid.UUID | str
 Seconds = float | timedelta
@@ -43,7 +46,8 @@ class EventStore(Protocol):
     ) -> int: ...
     async def append_batch(
         self, stream: str, events: Iterable[Event], *, expected_version: int | None = None
-    ) -> list[int]: ...
+    ) -> AppendResult: ...
+    def transaction(self, timeout: Seconds | None = None) -> Transaction: ...
     def read_stream(
         self,
         stream: str,

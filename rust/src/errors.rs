@@ -28,6 +28,15 @@ pub enum CoreError {
         expected: i64,
         actual: i64,
     },
+    /// A failed expectation described by the server (a transaction's flush, migration 005):
+    /// a stream's version or a consumer group's committed offset or position (no stream).
+    #[error("{message}")]
+    Conflict {
+        stream: Option<String>,
+        expected: Option<i64>,
+        actual: Option<i64>,
+        message: String,
+    },
     #[error("{0}")]
     DuplicateEvent(String),
     #[error("{0}")]
@@ -173,6 +182,12 @@ impl From<CoreError> for PyErr {
                 expected,
                 actual,
             } => ConcurrencyError::new_err((stream, expected, actual)),
+            CoreError::Conflict {
+                stream,
+                expected,
+                actual,
+                message,
+            } => ConcurrencyError::new_err((stream, expected, actual, message)),
             CoreError::DuplicateEvent(m) => DuplicateEventError::new_err(m),
             CoreError::Serialization(m) => SerializationError::new_err(m),
             CoreError::Configuration(m) => ConfigurationError::new_err(m),

@@ -17,7 +17,7 @@ use std::sync::{Arc, Weak};
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::db::append::{self, EventColumns, GroupedAppend};
+use crate::db::append::{self, Appended, EventColumns, GroupedAppend};
 use crate::errors::{CoreError, CoreResult};
 use crate::store::Store;
 
@@ -34,7 +34,7 @@ struct Pending {
     stream: String,
     columns: Arc<EventColumns>,
     expected_version: Option<i64>,
-    reply: oneshot::Sender<CoreResult<Vec<i64>>>,
+    reply: oneshot::Sender<CoreResult<Appended>>,
 }
 
 /// The queue of one store's small appends.
@@ -73,7 +73,7 @@ impl GroupCommit {
         stream: String,
         columns: Arc<EventColumns>,
         expected_version: Option<i64>,
-    ) -> CoreResult<Vec<i64>> {
+    ) -> CoreResult<Appended> {
         let alone_now = self.active.fetch_add(1, Ordering::AcqRel) == 0;
         let _active = Active(&self.active);
         if alone_now {
@@ -150,7 +150,7 @@ async fn run(store: &Store, group: Vec<Pending>) {
     }
 }
 
-async fn alone(store: &Store, pending: &Pending) -> CoreResult<Vec<i64>> {
+async fn alone(store: &Store, pending: &Pending) -> CoreResult<Appended> {
     let mut client = store.client().await?;
     append::append(
         &mut client,
@@ -162,7 +162,7 @@ async fn alone(store: &Store, pending: &Pending) -> CoreResult<Vec<i64>> {
     .await
 }
 
-async fn together(store: &Store, group: &[Pending]) -> CoreResult<Vec<CoreResult<Vec<i64>>>> {
+async fn together(store: &Store, group: &[Pending]) -> CoreResult<Vec<CoreResult<Appended>>> {
     let client = store.client().await?;
     let appends: Vec<GroupedAppend<'_>> = group
         .iter()

@@ -149,6 +149,16 @@ impl DerefMut for PooledConnection {
     }
 }
 
+impl PooledConnection {
+    /// Closes the connection instead of returning it to the pool: for one left inside an
+    /// open transaction, which the server then rolls back.
+    pub fn discard(mut self) {
+        if let Some(object) = self.object.take() {
+            drop(Object::take(object));
+        }
+    }
+}
+
 impl Drop for PooledConnection {
     fn drop(&mut self) {
         let Some(object) = self.object.take() else {

@@ -18,17 +18,19 @@ pub struct Statements {
     pub begin_append: String,
     pub copy_events: String,
     pub classify_existing: String,
+    pub positions_of: String,
+    pub positions_of_range: String,
 }
 
 impl Statements {
     pub fn new(s: &str) -> Self {
         Statements {
             append: format!(
-                "SELECT outcome, first_offset, stream_version \
+                "SELECT outcome, first_offset, stream_version, positions \
                  FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9)"
             ),
             append_many: format!(
-                "SELECT outcome, first_offset, stream_version, call \
+                "SELECT outcome, first_offset, stream_version, positions, call \
                  FROM {s}.append_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
             ),
             begin_append: format!(
@@ -40,6 +42,12 @@ impl Statements {
             ),
             classify_existing: format!(
                 "SELECT outcome, first_offset FROM {s}.classify_existing_events($1, $2)"
+            ),
+            positions_of: format!("SELECT {s}.positions_of($1)"),
+            // The positions a COPY drew, read back in its transaction (COPY has no RETURNING).
+            positions_of_range: format!(
+                "SELECT array_agg(position ORDER BY stream_offset) FROM {s}.events \
+                 WHERE stream_name = $1 AND stream_offset BETWEEN $2 AND $3"
             ),
         }
     }
@@ -92,6 +100,30 @@ impl EventColumns {
         }
         columns
     }
+
+    /// The columns of several batches, one after the other (one statement's arrays).
+    pub fn concat<'a>(batches: impl Iterator<Item = &'a EventColumns> + Clone) -> Self {
+        let total: usize = batches.clone().map(|c| c.ids.len()).sum();
+        let mut all = EventColumns {
+            ids: Vec::with_capacity(total),
+            types: Vec::with_capacity(total),
+            data: Vec::with_capacity(total),
+            metadata: Vec::with_capacity(total),
+            correlation_ids: Vec::with_capacity(total),
+            causation_ids: Vec::with_capacity(total),
+            versions: Vec::with_capacity(total),
+        };
+        for c in batches {
+            all.ids.extend_from_slice(&c.ids);
+            all.types.extend_from_slice(&c.types);
+            all.data.extend_from_slice(&c.data);
+            all.metadata.extend_from_slice(&c.metadata);
+            all.correlation_ids.extend_from_slice(&c.correlation_ids);
+            all.causation_ids.extend_from_slice(&c.causation_ids);
+            all.versions.extend_from_slice(&c.versions);
+        }
+        all
+    }
 }
 
 /// Refuses a batch that names one id twice before anything is sent.
@@ -111,6 +143,26 @@ fn offsets(first: i64, count: usize) -> Vec<i64> {
     (first..first + count as i64).collect()
 }
 
+/// What an append wrote (or, for a retry, found): one offset and one global position per
+/// event, in event order.
+#[derive(Debug, Default)]
+pub struct Appended {
+    pub offsets: Vec<i64>,
+    pub positions: Vec<i64>,
+}
+
+/// Positions as the server sent them, checked against the number of events: an append that
+/// cannot say where its events went is a bug, not a result.
+fn positions(found: Option<Vec<i64>>, count: usize) -> CoreResult<Vec<i64>> {
+    match found {
+        Some(positions) if positions.len() == count => Ok(positions),
+        other => Err(CoreError::Internal(format!(
+            "an append of {count} events found {} positions",
+            other.map_or(0, |p| p.len())
+        ))),
+    }
+}
+
 fn duplicate(stream: &str) -> CoreError {
     CoreError::DuplicateEvent(format!(
         "stream '{stream}': one or more event ids of this call are already stored (in another stream, \
@@ -123,14 +175,29 @@ async fn classify_duplicate(
     sql: &Statements,
     stream: &str,
     ids: &[Uuid],
-) -> CoreResult<Vec<i64>> {
+) -> CoreResult<Appended> {
     let statement = client.prepare(&sql.classify_existing).await?;
     let row = client.query_one(&statement, &[&stream, &ids]).await?;
     let outcome: String = row.get(0);
     match outcome.as_str() {
-        "retry" => Ok(offsets(row.get(1), ids.len())),
+        "retry" => stored_positions(client, sql, ids, offsets(row.get(1), ids.len())).await,
         _ => Err(duplicate(stream)),
     }
+}
+
+/// A retry's answer: the offsets it was given and the positions its events hold.
+async fn stored_positions(
+    client: &tokio_postgres::Client,
+    sql: &Statements,
+    ids: &[Uuid],
+    offsets: Vec<i64>,
+) -> CoreResult<Appended> {
+    let statement = client.prepare(&sql.positions_of).await?;
+    let found = client.query_one(&statement, &[&ids]).await?.get(0);
+    Ok(Appended {
+        positions: positions(found, ids.len())?,
+        offsets,
+    })
 }
 
 /// From this many events on, an append goes through binary COPY (four round trips, the
@@ -149,9 +216,9 @@ pub async fn append(
     stream: &str,
     columns: &EventColumns,
     expected_version: Option<i64>,
-) -> CoreResult<Vec<i64>> {
+) -> CoreResult<Appended> {
     if columns.ids.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Appended::default());
     }
     let result = if columns.ids.len() >= COPY_THRESHOLD {
         append_by_copy(client, sql, stream, columns, expected_version).await
@@ -167,7 +234,7 @@ pub async fn append(
     }
 }
 
-/// What `begin_append`/`append_events` answered, as offsets or the error to raise.
+/// What `begin_append` answered, as offsets or the error to raise.
 fn outcome(
     row: &tokio_postgres::Row,
     stream: &str,
@@ -187,6 +254,20 @@ fn outcome(
     }
 }
 
+/// What `append_events`/`append_many` answered (`outcome`, then the positions in column 3).
+fn appended(
+    row: &tokio_postgres::Row,
+    stream: &str,
+    count: usize,
+    expected_version: Option<i64>,
+) -> CoreResult<Appended> {
+    let offsets = outcome(row, stream, count, expected_version)?;
+    Ok(Appended {
+        positions: positions(row.get(3), count)?,
+        offsets,
+    })
+}
+
 /// One caller's append in a group commit.
 pub struct GroupedAppend<'a> {
     pub stream: &'a str,
@@ -201,27 +282,8 @@ pub async fn append_many(
     client: &deadpool_postgres::Client,
     sql: &Statements,
     appends: &[GroupedAppend<'_>],
-) -> CoreResult<Vec<CoreResult<Vec<i64>>>> {
-    let total: usize = appends.iter().map(|a| a.columns.ids.len()).sum();
-    let mut all = EventColumns {
-        ids: Vec::with_capacity(total),
-        types: Vec::with_capacity(total),
-        data: Vec::with_capacity(total),
-        metadata: Vec::with_capacity(total),
-        correlation_ids: Vec::with_capacity(total),
-        causation_ids: Vec::with_capacity(total),
-        versions: Vec::with_capacity(total),
-    };
-    for append in appends {
-        let c = append.columns;
-        all.ids.extend_from_slice(&c.ids);
-        all.types.extend_from_slice(&c.types);
-        all.data.extend_from_slice(&c.data);
-        all.metadata.extend_from_slice(&c.metadata);
-        all.correlation_ids.extend_from_slice(&c.correlation_ids);
-        all.causation_ids.extend_from_slice(&c.causation_ids);
-        all.versions.extend_from_slice(&c.versions);
-    }
+) -> CoreResult<Vec<CoreResult<Appended>>> {
+    let all = EventColumns::concat(appends.iter().map(|a| a.columns));
     let streams: Vec<&str> = appends.iter().map(|a| a.stream).collect();
     let expected: Vec<Option<i64>> = appends.iter().map(|a| a.expected_version).collect();
     let counts: Vec<i32> = appends.iter().map(|a| a.columns.ids.len() as i32).collect();
@@ -243,7 +305,7 @@ pub async fn append_many(
             ],
         )
         .await?;
-    let mut results: Vec<CoreResult<Vec<i64>>> = appends
+    let mut results: Vec<CoreResult<Appended>> = appends
         .iter()
         .map(|_| {
             Err(CoreError::Internal(
@@ -252,9 +314,9 @@ pub async fn append_many(
         })
         .collect();
     for row in &rows {
-        let call = row.get::<_, i32>(3) as usize - 1;
+        let call = row.get::<_, i32>(4) as usize - 1;
         let append = &appends[call];
-        results[call] = outcome(
+        results[call] = appended(
             row,
             append.stream,
             append.columns.ids.len(),
@@ -270,7 +332,7 @@ async fn append_by_statement(
     stream: &str,
     columns: &EventColumns,
     expected_version: Option<i64>,
-) -> CoreResult<Vec<i64>> {
+) -> CoreResult<Appended> {
     let statement = client.prepare_cached(&sql.append).await?;
     let row = client
         .query_one(
@@ -288,7 +350,7 @@ async fn append_by_statement(
             ],
         )
         .await?;
-    outcome(&row, stream, columns.ids.len(), expected_version)
+    appended(&row, stream, columns.ids.len(), expected_version)
 }
 
 /// Opens the transaction of a write sent as a pipeline (a COPY append or enqueue); a client
@@ -311,10 +373,12 @@ async fn append_by_copy(
     stream: &str,
     columns: &EventColumns,
     expected_version: Option<i64>,
-) -> CoreResult<Vec<i64>> {
+) -> CoreResult<Appended> {
     let count = columns.ids.len();
     let begin = client.prepare_cached(&sql.begin_append).await?;
     let copy = client.prepare_cached(&sql.copy_events).await?;
+    // Prepared before the COPY starts: nothing else can be sent on the connection during it.
+    let drawn = client.prepare_cached(&sql.positions_of_range).await?;
     let params: [&(dyn ToSql + Sync); 4] =
         [&stream, &expected_version, &(count as i64), &columns.ids];
     let (began, started, sink) = tokio::join!(
@@ -335,12 +399,15 @@ async fn append_by_copy(
         }
     };
     let offsets = match outcome(&row, stream, count, expected_version) {
-        // A retry finds its events stored: nothing to write.
         Ok(offsets) if row.get::<_, String>(0) == "ok" => offsets,
         other => {
             drop(sink); // aborts the COPY
             rollback(client).await;
-            return other;
+            // A retry finds its events stored: nothing to write, their positions to tell.
+            return match other {
+                Ok(offsets) => stored_positions(client, sql, &columns.ids, offsets).await,
+                Err(error) => Err(error),
+            };
         }
     };
     let mut writer = Box::pin(BinaryCopyInWriter::new(
@@ -378,13 +445,21 @@ async fn append_by_copy(
             return Err(error.into());
         }
     }
-    // COMMIT goes out right behind the end of the COPY. If the COPY failed (an id stored
-    // meanwhile), the transaction is aborted and COMMIT only ends it.
-    let (copied, committed) =
-        tokio::join!(writer.as_mut().finish(), client.batch_execute("COMMIT"));
+    // The positions the COPY drew and COMMIT go out right behind the end of the COPY. If the
+    // COPY failed (an id stored meanwhile), the transaction is aborted and COMMIT only ends it.
+    let range: [&(dyn ToSql + Sync); 3] = [&stream, &offsets[0], &offsets[count - 1]];
+    let (copied, found, committed) = tokio::join!(
+        writer.as_mut().finish(),
+        client.query_one(&drawn, &range),
+        client.batch_execute("COMMIT")
+    );
     copied?;
+    let found = found?;
     committed?;
-    Ok(offsets)
+    Ok(Appended {
+        positions: positions(found.get(0), count)?,
+        offsets,
+    })
 }
 
 /// Ends the transaction of a failed write; if even that fails the connection is broken and

@@ -17,5 +17,6 @@ pub mod read;
 pub mod retention;
 pub mod sql;
 pub mod streams;
+pub mod transaction;
 
 pub use pgtypes::{JsonText, Micros, RawJson};

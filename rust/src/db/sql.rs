@@ -5,6 +5,7 @@
 
 use super::{
     admin, append, configuration, listener, offsets, queue, queue_admin, read, retention, streams,
+    transaction,
 };
 
 pub struct Sql {
@@ -19,6 +20,7 @@ pub struct Sql {
     pub retention: retention::Statements,
     pub configuration: configuration::Statements,
     pub admin: admin::Statements,
+    pub transaction: transaction::Statements,
     pub notify_channel: String,
 }
 
@@ -36,6 +38,7 @@ impl Sql {
             retention: retention::Statements::new(&quoted),
             configuration: configuration::Statements::new(&quoted),
             admin: admin::Statements::new(&quoted),
+            transaction: transaction::Statements::new(&quoted),
             notify_channel,
             schema: quoted,
         }

@@ -18,7 +18,7 @@ use crate::db::{
 use crate::errors::{ConfigurationError, CoreError};
 use crate::py::batch::{EventBatch, Receipts};
 use crate::py::types::uuid_from_object;
-use crate::py::{bridge, codec, convert};
+use crate::py::{bridge, codec, convert, transaction};
 use crate::store::Store;
 use crate::{queue_wait, runtime};
 
@@ -327,6 +327,17 @@ impl Core {
         })
     }
 
+    /// Begins a transaction (`py::transaction`); `idle_limit` in seconds bounds how long it
+    /// may sit idle between statements (the server ends it then).
+    #[pyo3(signature = (idle_limit = None))]
+    fn begin<'py>(&self, py: Python<'py>, idle_limit: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        let idle_limit_ms = idle_limit
+            .map(|s| config::duration("timeout", s, false, config::MAX_STATEMENT_TIMEOUT_SECONDS))
+            .transpose()?
+            .map(|d| d.as_millis().max(1) as u64);
+        self.spawn(py, move |store| transaction::begin(store, idle_limit_ms))
+    }
+
     #[pyo3(signature = (stream, batch, expected_version = None))]
     fn append<'py>(
         &self,
@@ -341,13 +352,13 @@ impl Core {
             if columns.ids.len() < append::COPY_THRESHOLD {
                 // Small appends share transactions with concurrent ones (`group_commit`).
                 let group = &store.group_commit;
-                return group
-                    .append(&store, stream, columns, expected_version)
-                    .await;
+                let appended = group.append(&store, stream, columns, expected_version);
+                return appended.await.map(|a| (a.offsets, a.positions));
             }
             let mut client = store.client().await?;
             let sql = &store.sql.append;
-            append::append(&mut client, sql, &stream, &columns, expected_version).await
+            let appended = append::append(&mut client, sql, &stream, &columns, expected_version);
+            appended.await.map(|a| (a.offsets, a.positions))
         })
     }
 

@@ -8,4 +8,5 @@ pub mod convert;
 pub mod core;
 pub mod event;
 pub mod session;
+pub mod transaction;
 pub mod types;

@@ -1,0 +1,846 @@
+"""The ``eventsourcing`` library (9.5) on pgstreams: ``PERSISTENCE_MODULE=pgstreams.eventsourcing``.
+
+Settings (read through eventsourcing's ``Environment``, so ``<APPNAME>_PGSTREAMS_DSN`` beats
+``PGSTREAMS_DSN``):
+
+- ``PGSTREAMS_DSN``: any connection string ``pgstreams.connect`` takes;
+- ``PGSTREAMS_SCHEMA``: the pgstreams schema (default: pgstreams' own default);
+- ``PGSTREAMS_IN_MEMORY=y``: a ``pgstreams.InMemoryEventStore`` instead (no DSN needed);
+- ``ORIGINATOR_ID_TYPE``: ``uuid`` (the default) or ``text``, as for eventsourcing's
+  PostgreSQL module: the type of the ``originator_id`` values read back;
+- ``CREATE_TABLE``: ``no`` leaves the tracking table alone (pgstreams' own schema is migrated
+  by ``connect``).
+
+How eventsourcing's records map onto pgstreams:
+
+- A stored event is a pgstreams event of the persistent stream ``{events_name}:{originator_id}``
+  (``events_name`` is what eventsourcing's SQL recorders name the table: ``stored_events``,
+  ``<appname>_events``, ``<appname>_snapshots``), so applications and their snapshots can share
+  one schema and each application's notification log holds only its own events. The topic is
+  the event type, the state is ``data["state"]`` (base64: it is bytes, often compressed or
+  encrypted), the originator version is ``metadata["originator_version"]``.
+- The event id is a UUIDv5 of the stream and the originator version, so a version used twice
+  collides on pgstreams' unique event id: eventsourcing's ``IntegrityError``. Any unused
+  version is accepted, in any order, as eventsourcing's SQL recorders accept them.
+- Notification ids are pgstreams' global positions (gap-safe: a reader never passes an event
+  that commits later). They have gaps where other applications' events (or failed writes) are.
+- Every insert is one pgstreams transaction: the events of several aggregates and the
+  tracking record of a process application are written all together or not at all.
+- Tracking records live in the table ``eventsourcing_tracking`` of the pgstreams schema (one
+  row per tracking recorder and upstream application, as eventsourcing's single-row tracking);
+  with the in-memory store, in a dict.
+
+The recorders are synchronous, pgstreams is asyncio: each factory runs one event loop in a
+daemon thread and every recorder call waits there for its coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import os
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, ClassVar, Final, Literal, TypeVar, cast
+
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    DatabaseError,
+    DataError,
+    InfrastructureFactory,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    ListenNotifySubscription,
+    Notification,
+    OperationalError,
+    PersistenceError,
+    ProcessRecorder,
+    ProgrammingError,
+    StoredEvent,
+    Subscription,
+    Tracking,
+    TrackingRecorder,
+)
+from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
+
+from . import errors
+from .events import Event
+from .events import StoredEvent as PgStoredEvent
+from .memory import InMemoryEventStore
+from .postgres import PostgresEventStore, connect
+from .transactions import Transaction
+
+__all__ = [
+    "Factory",
+    "PgStreamsAggregateRecorder",
+    "PgStreamsApplicationRecorder",
+    "PgStreamsDatastore",
+    "PgStreamsFactory",
+    "PgStreamsProcessRecorder",
+    "PgStreamsSubscription",
+    "PgStreamsTrackingRecorder",
+]
+
+_T = TypeVar("_T")
+
+Store = PostgresEventStore | InMemoryEventStore
+OriginatorIdType = Literal["uuid", "text"]
+
+EVENT_ID_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "pgstreams:eventsourcing:event")
+"""The namespace of the event ids: ``uuid5(EVENT_ID_NAMESPACE, f"{stream}:{version}")``."""
+
+TRACKING_TABLE: Final = "eventsourcing_tracking"
+
+# The stream name is the events name, this separator, then the originator id. Names may not
+# contain it, so no application's streams start with another application's prefix.
+SEPARATOR: Final = ":"
+
+
+# ---------------------------------------------------------------------------------- errors
+
+
+def _sqlstate_error(error: errors.DatabaseError) -> type[PersistenceError]:
+    """eventsourcing's PEP 249 class for a PostgreSQL error, by its SQLSTATE class."""
+    sqlstate = error.sqlstate or ""
+    if sqlstate.startswith("23"):
+        return IntegrityError
+    if sqlstate.startswith("22"):
+        return DataError
+    if sqlstate.startswith(("42", "3F")):
+        return ProgrammingError
+    if sqlstate.startswith(("08", "53", "57", "40")):
+        return OperationalError
+    if sqlstate.startswith("XX"):
+        return InternalError
+    return DatabaseError
+
+
+def translate_error(error: errors.EventStreamingError) -> PersistenceError:
+    """The eventsourcing error a pgstreams error stands for (the cause is kept by the caller's
+    ``raise ... from``): eventsourcing's applications catch these, never pgstreams' own."""
+    kind: type[PersistenceError]
+    if isinstance(error, errors.DuplicateEventError | errors.ConcurrencyError):
+        kind = IntegrityError
+    elif isinstance(error, errors.StoreClosedError):
+        kind = InterfaceError
+    elif isinstance(error, errors.StoreTimeoutError | errors.MigrationError):
+        kind = OperationalError
+    elif isinstance(
+        error,
+        errors.SerializationError | errors.ConfigurationError | errors.UndecodableEventError,
+    ):
+        kind = DataError
+    elif isinstance(error, errors.InternalError):
+        kind = InternalError
+    elif isinstance(error, errors.DatabaseError):
+        kind = _sqlstate_error(error)
+    else:
+        kind = PersistenceError
+    return kind(str(error))
+
+
+# ---------------------------------------------------------------------------------- the loop
+
+
+class _MemoryTracking:
+    """The in-memory store's tracking records: the highest notification id per (tracking
+    recorder, upstream application). ``lock`` is held from the check to the record, across the
+    transaction of the events, so two inserts of the same tracking cannot both pass."""
+
+    def __init__(self) -> None:
+        self.max_ids: dict[tuple[str, str], int] = {}
+        self.lock = asyncio.Lock()
+
+    def check(self, tracking_name: str, tracking: Tracking) -> None:
+        current = self.max_ids.get((tracking_name, tracking.application_name))
+        if current is not None and current >= tracking.notification_id:
+            raise IntegrityError(
+                f"tracking {tracking.application_name!r} {tracking.notification_id}: "
+                f"not above the recorded {current}"
+            )
+
+    def record(self, tracking_name: str, tracking: Tracking) -> None:
+        self.max_ids[(tracking_name, tracking.application_name)] = tracking.notification_id
+
+
+class PgStreamsDatastore:
+    """One pgstreams store and the event loop it runs on, shared by a factory's recorders.
+
+    The loop runs in a daemon thread; ``run`` submits a coroutine from any thread and waits for
+    its result, raising eventsourcing's errors for pgstreams' ones. ``close`` closes the store
+    and stops the loop. A process forked after the datastore was made cannot use it (the loop
+    thread was not forked): it raises ``InterfaceError`` there instead of hanging."""
+
+    def __init__(self, open_store: Callable[[], Awaitable[Store]]) -> None:
+        self._pid = os.getpid()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="pgstreams-eventsourcing", daemon=True
+        )
+        self._thread.start()
+        self.memory_tracking = _MemoryTracking()
+        self._tracking_table_created = False
+        try:
+
+            async def opened() -> Store:
+                return await open_store()
+
+            self.store: Store = self.run(opened())
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    @property
+    def is_postgres(self) -> bool:
+        return isinstance(self.store, PostgresEventStore)
+
+    @property
+    def tracking_table(self) -> str:
+        """The tracking table's qualified name (PostgreSQL only)."""
+        assert isinstance(self.store, PostgresEventStore)
+        # pgstreams accepts only plain identifiers as schema names, so quoting makes it inert.
+        return f'"{self.store.options.schema_name}".{TRACKING_TABLE}'
+
+    def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Runs ``coroutine`` on the store's loop and returns its result (from any thread but
+        the loop's own)."""
+        if os.getpid() != self._pid:
+            coroutine.close()
+            raise InterfaceError(
+                f"this pgstreams datastore was made in process {self._pid} and cannot be used "
+                f"in the forked process {os.getpid()}: make the application in the child"
+            )
+        if self._closed:
+            coroutine.close()
+            raise InterfaceError("the pgstreams datastore is closed")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result()
+        except errors.EventStreamingError as error:
+            raise translate_error(error) from error
+        except BaseException:
+            # Interrupted while waiting (KeyboardInterrupt): cancel the work too; pgstreams
+            # calls are safe to cancel at any instant.
+            future.cancel()
+            raise
+
+    async def create_tracking_table(self) -> None:
+        """Creates the tracking table if missing (once per datastore; idempotent)."""
+        if self._tracking_table_created or not self.is_postgres:
+            return
+        statement = (
+            f"CREATE TABLE IF NOT EXISTS {self.tracking_table} ("
+            "tracking_name text NOT NULL, "
+            "application_name text NOT NULL, "
+            "notification_id bigint NOT NULL, "
+            "PRIMARY KEY (tracking_name, application_name))"
+        )
+        try:
+            async with self.store.transaction() as tx:
+                await tx.execute(statement)
+        except errors.DatabaseError as error:
+            # Two processes creating it at once: the loser's IF NOT EXISTS can still fail on
+            # the catalog's unique index (23505) or see the table appear (42P07). It exists.
+            if error.sqlstate not in ("23505", "42P07"):
+                raise
+        self._tracking_table_created = True
+
+    def close(self) -> None:
+        """Closes the store and stops the loop. Idempotent; a no-op in a forked child."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        if os.getpid() != self._pid or not self._thread.is_alive():
+            return
+        store = getattr(self, "store", None)
+        if threading.current_thread() is self._thread:
+            # Collected on the loop's own thread: it cannot wait for itself.
+            if store is not None:
+                self._loop.create_task(store.close())
+            self._loop.call_soon(self._loop.stop)
+            return
+        if store is not None:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(store.close(), self._loop).result(timeout=30)
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._closed = True
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    def __del__(self) -> None:
+        # An application that is never closed still lets go of its connections when collected.
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+# ---------------------------------------------------------------------------------- recorders
+
+
+InTransaction = Callable[[Transaction], Awaitable[None]]
+
+
+async def write(
+    store: Store, runs: Sequence[tuple[str, list[Event]]], before: InTransaction | None = None
+) -> list[int]:
+    """Appends each run (stream, events) in one pgstreams transaction, after awaiting
+    ``before(tx)`` in it (the tracking record); returns the events' positions, in order. An
+    event id already stored (a version used twice) fails it all: ``DuplicateEventError``."""
+    async with store.transaction() as tx:
+        if before is not None:
+            await before(tx)
+        # Staged, not awaited: sent at the end of the block, with the commit.
+        handles = [tx.append_batch(stream, events) for stream, events in runs]
+    return [position for handle in handles for position in handle.result().positions]
+
+
+def _check_name(name: str, what: str) -> str:
+    if not name or SEPARATOR in name:
+        raise ProgrammingError(f"{what} {name!r} must be non-empty and without {SEPARATOR!r}")
+    return name
+
+
+class PgStreamsRecorder:
+    """What every recorder of a datastore shares: the datastore and how stream names are
+    made and read back."""
+
+    def __init__(
+        self,
+        datastore: PgStreamsDatastore,
+        *,
+        originator_id_type: OriginatorIdType = "uuid",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.datastore = datastore
+        if originator_id_type not in ("uuid", "text"):
+            raise ProgrammingError(
+                f"originator_id_type must be 'uuid' or 'text', got {originator_id_type!r}"
+            )
+        self.originator_id_type = originator_id_type
+
+
+class PgStreamsAggregateRecorder(PgStreamsRecorder, AggregateRecorder):
+    """Stored events as events of the persistent streams ``{events_name}:{originator_id}``."""
+
+    def __init__(
+        self,
+        datastore: PgStreamsDatastore,
+        *,
+        events_name: str = "stored_events",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(datastore, **kwargs)
+        self.events_name = _check_name(events_name, "events_name")
+        self.stream_prefix = events_name + SEPARATOR
+
+    # -------------------------------------------------------------- names and encoding
+
+    def stream_name(self, originator_id: uuid.UUID | str) -> str:
+        """The pgstreams stream of an originator. With the ``uuid`` type, a str id is written
+        in its canonical form (as PostgreSQL's uuid column would store it)."""
+        if self.originator_id_type == "uuid" and not isinstance(originator_id, uuid.UUID):
+            try:
+                originator_id = uuid.UUID(str(originator_id))
+            except ValueError:
+                raise DataError(f"originator_id {originator_id!r} is not a UUID") from None
+        return self.stream_prefix + str(originator_id)
+
+    def originator_id(self, stream: str) -> uuid.UUID | str:
+        text = stream[len(self.stream_prefix) :]
+        return uuid.UUID(text) if self.originator_id_type == "uuid" else text
+
+    @staticmethod
+    def to_event(stream: str, stored_event: StoredEvent) -> Event:
+        version = stored_event.originator_version
+        return Event(
+            stored_event.topic,
+            {"state": base64.b64encode(stored_event.state).decode("ascii")},
+            metadata={"originator_version": version},
+            id=uuid.uuid5(EVENT_ID_NAMESPACE, f"{stream}:{version}"),
+        )
+
+    @staticmethod
+    def originator_version(event: PgStoredEvent) -> int:
+        try:
+            return int(event.metadata["originator_version"])
+        except (KeyError, TypeError, ValueError):
+            raise DataError(
+                f"event {event.id} of stream {event.stream!r} (offset {event.offset}) was not "
+                "written by eventsourcing: its metadata has no originator_version"
+            ) from None
+
+    @staticmethod
+    def state(event: PgStoredEvent) -> bytes:
+        try:
+            return base64.b64decode(event.data["state"], validate=True)
+        except (KeyError, TypeError, ValueError):
+            raise DataError(
+                f"event {event.id} of stream {event.stream!r} (offset {event.offset}) was not "
+                "written by eventsourcing: its data has no base64 state"
+            ) from None
+
+    def runs(self, stored_events: Sequence[StoredEvent]) -> list[tuple[str, list[Event]]]:
+        """The events as appends: one per run of consecutive events of one originator, so the
+        positions (notification ids) follow the order of ``stored_events``."""
+        runs: list[tuple[str, list[Event]]] = []
+        last_id: object = object()
+        stream = ""
+        for stored_event in stored_events:
+            if stored_event.originator_id != last_id:
+                last_id = stored_event.originator_id
+                stream = self.stream_name(stored_event.originator_id)
+                runs.append((stream, []))
+            runs[-1][1].append(self.to_event(stream, stored_event))
+        return runs
+
+    # -------------------------------------------------------------- writing
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        self.datastore.run(self.record(stored_events))
+        return None
+
+    async def record(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """Appends the events in one transaction; returns their positions."""
+        runs = self.runs(stored_events)
+        return await write(self.datastore.store, runs) if runs else []
+
+    # -------------------------------------------------------------- reading
+
+    def select_events(
+        self,
+        originator_id: uuid.UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        return self.datastore.run(
+            self._select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
+        )
+
+    async def _select_events(
+        self,
+        originator_id: uuid.UUID | str,
+        *,
+        gt: int | None,
+        lte: int | None,
+        desc: bool,
+        limit: int | None,
+    ) -> list[StoredEvent]:
+        # The whole stream is read and filtered here: pgstreams indexes offsets, not
+        # originator versions, and the two need not move together (snapshots skip versions,
+        # an older snapshot may be taken after a newer one, any unused version is accepted),
+        # so no read of part of a stream can prove it found every version in a range. An
+        # aggregate's stream is short (snapshots exist to keep it so), and one read fetches
+        # read_batch_size events per round trip.
+        if limit is not None and limit <= 0:
+            return []
+        stream = self.stream_name(originator_id)
+        versioned = [
+            (self.originator_version(event), event)
+            async for event in self.datastore.store.read_stream(stream)
+        ]
+        if any(a[0] >= b[0] for a, b in itertools.pairwise(versioned)):
+            versioned.sort(key=lambda pair: pair[0])
+        selected = [
+            (version, event)
+            for version, event in versioned
+            if (gt is None or version > gt) and (lte is None or version <= lte)
+        ]
+        if desc:
+            selected.reverse()
+        if limit is not None:
+            selected = selected[:limit]
+        # The originator id as eventsourcing's SQL recorders return it: of the column's type.
+        read_id = self.originator_id(stream)
+        return [
+            StoredEvent(
+                originator_id=read_id,
+                originator_version=version,
+                topic=event.type,
+                state=self.state(event),
+            )
+            for version, event in selected
+        ]
+
+
+class PgStreamsApplicationRecorder(PgStreamsAggregateRecorder, ApplicationRecorder):
+    """An aggregate recorder whose events also form the application's notification log: the
+    events of its streams in global position order."""
+
+    def __init__(self, datastore: PgStreamsDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self._listeners: set[threading.Event] = set()
+        self._listeners_lock = threading.Lock()
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        positions = self.datastore.run(self.record(stored_events))
+        self._notify_listeners()
+        # As eventsourcing's PostgreSQL recorder: None when there was nothing to insert.
+        return positions or None
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        return self.datastore.run(
+            self._select_notifications(
+                start, limit, stop, topics, inclusive_of_start=inclusive_of_start
+            )
+        )
+
+    async def _select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None,
+        topics: Sequence[str],
+        *,
+        inclusive_of_start: bool,
+    ) -> list[Notification]:
+        after = -1 if start is None else max(start - 1 if inclusive_of_start else start, -1)
+        if limit <= 0 or (stop is not None and stop <= after):
+            return []
+        events = self.datastore.store.read_all(
+            after_position=after,
+            max_count=limit,
+            event_types=list(topics) or None,
+            stream_prefix=self.stream_prefix,
+            until_position=stop,
+        )
+        return [
+            Notification(
+                id=event.position,
+                originator_id=self.originator_id(event.stream),
+                originator_version=self.originator_version(event),
+                topic=event.type,
+                state=self.state(event),
+            )
+            async for event in events
+        ]
+
+    def max_notification_id(self) -> int | None:
+        return self.datastore.run(self._max_notification_id())
+
+    async def _max_notification_id(self) -> int | None:
+        # The feed's head is the newest event of any application (or of a snapshot): look for
+        # this recorder's newest below it in windows growing eightfold, so the usual case (an
+        # application alone in its schema, or writing recently) is one short indexed read.
+        store = self.datastore.store
+        upper = await store.get_head_position()
+        window = 1
+        while upper > 0:
+            lower = max(upper - window, 0)
+            newest = None
+            async for event in store.read_all(
+                after_position=lower, stream_prefix=self.stream_prefix, until_position=upper
+            ):
+                newest = event.position
+            if newest is not None:
+                return newest
+            upper = lower
+            window *= 8
+        return None
+
+    def subscribe(
+        self, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> Subscription[ApplicationRecorder]:
+        return PgStreamsSubscription(recorder=self, gt=gt, topics=topics)
+
+    def listen(self, listener: threading.Event) -> None:
+        with self._listeners_lock:
+            self._listeners.add(listener)
+
+    def unlisten(self, listener: threading.Event) -> None:
+        with self._listeners_lock:
+            self._listeners.discard(listener)
+
+    def _notify_listeners(self) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener.set()
+
+
+class PgStreamsSubscription(ListenNotifySubscription[PgStreamsApplicationRecorder]):
+    """Notifications after ``gt``, then new ones as they are recorded. Inserts through this
+    recorder wake it at once; those of other recorders and processes are seen within
+    ``poll_interval`` seconds (pgstreams does not announce appends to persistent streams)."""
+
+    poll_interval: ClassVar[float] = 0.1
+
+    def __init__(
+        self,
+        recorder: PgStreamsApplicationRecorder,
+        gt: int | None = None,
+        topics: Sequence[str] = (),
+    ) -> None:
+        super().__init__(recorder=recorder, gt=gt, topics=topics)
+        self._poll_stopped = threading.Event()
+        self._recorder.listen(self._has_been_notified)
+        self._poll_thread = threading.Thread(target=self._poll, daemon=True)
+        self._poll_thread.start()
+
+    def _poll(self) -> None:
+        while not self._poll_stopped.wait(self.poll_interval):
+            self._has_been_notified.set()
+
+    def stop(self) -> None:
+        super().stop()
+        self._poll_stopped.set()
+        self._recorder.unlisten(self._has_been_notified)
+
+    def __exit__(self, *args: object, **kwargs: Any) -> None:
+        try:
+            super().__exit__(*args, **kwargs)
+        finally:
+            self._poll_thread.join()
+
+
+class PgStreamsTrackingRecorder(PgStreamsRecorder, TrackingRecorder):
+    """Tracking records: the highest notification id processed per upstream application,
+    under this recorder's ``tracking_name`` (what eventsourcing's SQL recorders name the
+    table). A new one must be above the recorded one (eventsourcing's single-row tracking)."""
+
+    def __init__(
+        self,
+        datastore: PgStreamsDatastore,
+        *,
+        tracking_name: str = "notification_tracking",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(datastore, **kwargs)
+        self.tracking_name = tracking_name
+
+    def create_table(self) -> None:
+        self.datastore.run(self.datastore.create_tracking_table())
+
+    def insert_tracking(self, tracking: Tracking) -> None:
+        self.datastore.run(self.write_tracked([], tracking))
+
+    async def write_tracked(
+        self, runs: Sequence[tuple[str, list[Event]]], tracking: Tracking
+    ) -> list[int]:
+        """Appends the runs and records ``tracking``, all or nothing; the events' positions."""
+        store = self.datastore.store
+        if self.datastore.is_postgres:
+
+            async def insert_tracking_row(tx: Transaction) -> None:
+                await self._insert_tracking_row(tx, tracking)
+
+            return await write(store, runs, insert_tracking_row)
+        # The in-memory store has no SQL: check, write the events, then record, all under
+        # the lock, so no other insert of the same tracking can pass the check meanwhile.
+        memory = self.datastore.memory_tracking
+        async with memory.lock:
+            memory.check(self.tracking_name, tracking)
+            positions = await write(store, runs) if runs else []
+            memory.record(self.tracking_name, tracking)
+        return positions
+
+    async def _insert_tracking_row(self, tx: Transaction, tracking: Tracking) -> None:
+        # One statement: a new row, or the row raised to a higher notification id; no row
+        # touched means it was not higher, and raising here rolls the transaction back.
+        updated = await tx.execute(
+            f"INSERT INTO {self.datastore.tracking_table} AS t "
+            "(tracking_name, application_name, notification_id) VALUES ($1, $2, $3) "
+            "ON CONFLICT (tracking_name, application_name) DO UPDATE "
+            "SET notification_id = excluded.notification_id "
+            "WHERE t.notification_id < excluded.notification_id",
+            self.tracking_name,
+            tracking.application_name,
+            tracking.notification_id,
+        )
+        if updated == 0:
+            raise IntegrityError(
+                f"tracking {tracking.application_name!r} {tracking.notification_id}: not above "
+                "the notification id already recorded"
+            )
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        return self.datastore.run(self._max_tracking_id(application_name))
+
+    async def _max_tracking_id(self, application_name: str) -> int | None:
+        if not self.datastore.is_postgres:
+            return self.datastore.memory_tracking.max_ids.get(
+                (self.tracking_name, application_name)
+            )
+        async with self.datastore.store.transaction() as tx:
+            rows = await tx.fetch(
+                f"SELECT notification_id FROM {self.datastore.tracking_table} "
+                "WHERE tracking_name = $1 AND application_name = $2",
+                self.tracking_name,
+                application_name,
+            )
+        return int(rows[0][0]) if rows else None
+
+
+class PgStreamsProcessRecorder(
+    PgStreamsTrackingRecorder, PgStreamsApplicationRecorder, ProcessRecorder
+):
+    """An application recorder whose inserts may carry a tracking record (``tracking=``),
+    written in the same transaction as the events."""
+
+    def __init__(
+        self,
+        datastore: PgStreamsDatastore,
+        *,
+        events_name: str = "stored_events",
+        tracking_name: str = "notification_tracking",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(datastore, events_name=events_name, tracking_name=tracking_name, **kwargs)
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        tracking: Tracking | None = kwargs.get("tracking")
+        if tracking is None:
+            return super().insert_events(stored_events)
+        positions = self.datastore.run(self.write_tracked(self.runs(stored_events), tracking))
+        self._notify_listeners()
+        return positions or None
+
+
+# ---------------------------------------------------------------------------------- factory
+
+
+class PgStreamsFactory(InfrastructureFactory[PgStreamsTrackingRecorder]):
+    """Makes the recorders of one application on one pgstreams store (see the module's
+    documentation for the settings)."""
+
+    PGSTREAMS_DSN = "PGSTREAMS_DSN"
+    PGSTREAMS_SCHEMA = "PGSTREAMS_SCHEMA"
+    PGSTREAMS_IN_MEMORY = "PGSTREAMS_IN_MEMORY"
+    ORIGINATOR_ID_TYPE = "ORIGINATOR_ID_TYPE"
+    CREATE_TABLE = "CREATE_TABLE"
+
+    aggregate_recorder_class: ClassVar[type[PgStreamsAggregateRecorder]] = (
+        PgStreamsAggregateRecorder
+    )
+    application_recorder_class: ClassVar[type[PgStreamsApplicationRecorder]] = (
+        PgStreamsApplicationRecorder
+    )
+    tracking_recorder_class: ClassVar[type[PgStreamsTrackingRecorder]] = PgStreamsTrackingRecorder
+    process_recorder_class: ClassVar[type[PgStreamsProcessRecorder]] = PgStreamsProcessRecorder
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        originator_id_type = (self.env.get(self.ORIGINATOR_ID_TYPE) or "uuid").lower()
+        if originator_id_type not in ("uuid", "text"):
+            raise OSError(
+                f"Invalid {self.ORIGINATOR_ID_TYPE} {originator_id_type!r}, "
+                "must be 'uuid' or 'text'"
+            )
+        self.originator_id_type = cast(OriginatorIdType, originator_id_type)
+        self.datastore = PgStreamsDatastore(self._store_opener())
+
+    def _store_opener(self) -> Callable[[], Awaitable[Store]]:
+        if strtobool(self.env.get(self.PGSTREAMS_IN_MEMORY) or "no"):
+
+            async def in_memory() -> Store:
+                return InMemoryEventStore()
+
+            return in_memory
+        dsn = self.env.get(self.PGSTREAMS_DSN)
+        if not dsn:
+            raise OSError(
+                f"pgstreams connection string not found in environment with key "
+                f"'{self.PGSTREAMS_DSN}' (or set '{self.PGSTREAMS_IN_MEMORY}=y')"
+            )
+        schema = self.env.get(self.PGSTREAMS_SCHEMA)
+        overrides = {"schema_name": schema} if schema else {}
+
+        async def on_postgres() -> Store:
+            return await connect(dsn, **overrides)
+
+        return on_postgres
+
+    def env_create_table(self) -> bool:
+        return strtobool(self.env.get(self.CREATE_TABLE) or "yes")
+
+    def _prefix(self, default: str) -> str:
+        return self.env.name.lower() or default
+
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        return type(self).aggregate_recorder_class(
+            self.datastore,
+            events_name=f"{self._prefix('stored')}_{purpose}",
+            originator_id_type=self.originator_id_type,
+        )
+
+    def application_recorder(self) -> ApplicationRecorder:
+        recorder_class = type(self).application_recorder_class
+        topic = self.env.get(self.APPLICATION_RECORDER_TOPIC)
+        if topic:
+            recorder_class = resolve_topic(topic)
+            assert issubclass(recorder_class, PgStreamsApplicationRecorder)
+        return recorder_class(
+            self.datastore,
+            events_name=f"{self._prefix('stored')}_events",
+            originator_id_type=self.originator_id_type,
+        )
+
+    def tracking_recorder(
+        self, tracking_recorder_class: type[PgStreamsTrackingRecorder] | None = None
+    ) -> PgStreamsTrackingRecorder:
+        if tracking_recorder_class is None:
+            topic = self.env.get(self.TRACKING_RECORDER_TOPIC)
+            tracking_recorder_class = (
+                resolve_topic(topic) if topic else type(self).tracking_recorder_class
+            )
+        assert tracking_recorder_class is not None
+        assert issubclass(tracking_recorder_class, PgStreamsTrackingRecorder)
+        recorder = tracking_recorder_class(
+            self.datastore,
+            tracking_name=f"{self._prefix('notification')}_tracking",
+            originator_id_type=self.originator_id_type,
+        )
+        if self.env_create_table():
+            recorder.create_table()
+        return recorder
+
+    def process_recorder(self) -> ProcessRecorder:
+        recorder_class = type(self).process_recorder_class
+        topic = self.env.get(self.PROCESS_RECORDER_TOPIC)
+        if topic:
+            recorder_class = resolve_topic(topic)
+            assert issubclass(recorder_class, PgStreamsProcessRecorder)
+        recorder = recorder_class(
+            self.datastore,
+            events_name=f"{self._prefix('stored')}_events",
+            tracking_name=f"{self._prefix('notification')}_tracking",
+            originator_id_type=self.originator_id_type,
+        )
+        if self.env_create_table():
+            recorder.create_table()
+        return recorder
+
+    def close(self) -> None:
+        with contextlib.suppress(AttributeError):
+            self.datastore.close()
+
+
+Factory = PgStreamsFactory

@@ -1,0 +1,222 @@
+//! `Transaction`: one PostgreSQL transaction on a connection held from the pool, for
+//! `pgstreams.transactions.Transaction` (which stages the store operations and calls
+//! `commit` once with all of them; see `db::transaction`).
+//!
+//! The connection is taken out of the holder for each call and put back when the call ends.
+//! A call cancelled (or panicking) half-way drops it inside the bridge's cancellation, which
+//! closes it (`store::PooledConnection`), so the server rolls the transaction back and the
+//! later calls of this transaction say it is over. A transaction dropped while still open
+//! closes its connection too: a connection inside an open transaction never goes back to the
+//! pool.
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+
+use crate::db::generic;
+use crate::db::queue::Receipt;
+use crate::db::transaction::{self, Staged, StagedAppend, StagedCommit, StagedEnqueue};
+use crate::errors::{CoreError, CoreResult};
+use crate::py::batch::{EventBatch, Receipts};
+use crate::py::core::TupleRows;
+use crate::py::{bridge, codec};
+use crate::store::{PooledConnection, Store};
+
+/// A staged commit as Python passes it: `(stream or None for the feed, group, offset or
+/// position, check_expected, expected)`.
+type CommitArgs = (Option<String>, String, i64, bool, Option<i64>);
+
+struct Held(Option<PooledConnection>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(connection) = self.0.take() {
+            connection.discard();
+        }
+    }
+}
+
+#[pyclass(frozen, module = "pgstreams._core")]
+pub struct Transaction {
+    store: Arc<Store>,
+    held: Arc<tokio::sync::Mutex<Held>>,
+}
+
+/// Begins a transaction on a connection from `store`'s pool.
+pub async fn begin(store: Arc<Store>, idle_limit_ms: Option<u64>) -> CoreResult<Transaction> {
+    let connection = store.client().await?;
+    connection
+        .batch_execute(&transaction::begin(idle_limit_ms))
+        .await?;
+    Ok(Transaction {
+        store,
+        held: Arc::new(tokio::sync::Mutex::new(Held(Some(connection)))),
+    })
+}
+
+fn over() -> CoreError {
+    CoreError::Configuration(
+        "this transaction is over (committed, rolled back, or broken by a cancelled call): \
+         nothing more can run in it"
+            .into(),
+    )
+}
+
+/// Runs the caller's statement `work` with the transaction's connection, which goes back to
+/// the holder only if `work` ran to its end (a cancelled call drops it: see the top).
+async fn with_connection<T>(
+    store: &Store,
+    held: &tokio::sync::Mutex<Held>,
+    work: impl AsyncFnOnce(&PooledConnection) -> CoreResult<T>,
+) -> CoreResult<T> {
+    store.check_usable()?;
+    let mut guard = held.lock().await;
+    let connection = guard.0.take().ok_or_else(over)?;
+    let result = work(&connection).await;
+    guard.0 = Some(connection);
+    result
+}
+
+/// Ends whatever transaction the connection is in (ROLLBACK is harmless after a COMMIT that
+/// failed) and returns it to the pool, or closes it if even that fails.
+async fn end(connection: PooledConnection) {
+    if connection.batch_execute("ROLLBACK").await.is_err() {
+        connection.discard();
+    }
+}
+
+#[pymethods]
+impl Transaction {
+    /// The caller's statement, at once; the number of rows it affected.
+    #[pyo3(signature = (sql, params = None))]
+    fn execute<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        params: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let values = codec::params(params)?;
+        let (store, held) = (Arc::clone(&self.store), Arc::clone(&self.held));
+        bridge::awaitable(py, async move {
+            with_connection(&store, &held, async |c| {
+                let statement = c.prepare_cached(&sql).await?;
+                Ok(c.execute(&statement, &generic::as_params(&values)).await?)
+            })
+            .await
+        })
+    }
+
+    /// The caller's query, at once; its rows as tuples.
+    #[pyo3(signature = (sql, params = None))]
+    fn fetch<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        params: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let values = codec::params(params)?;
+        let (store, held) = (Arc::clone(&self.store), Arc::clone(&self.held));
+        bridge::awaitable(py, async move {
+            with_connection(&store, &held, async |c| {
+                let statement = c.prepare_cached(&sql).await?;
+                let rows = c.query(&statement, &generic::as_params(&values)).await?;
+                Ok(TupleRows(rows))
+            })
+            .await
+        })
+    }
+
+    /// Flushes the staged operations and commits, in one round trip. Returns, in call order
+    /// per kind: `[(offsets, positions)]` per append, new messages per enqueue, `bool` per
+    /// offset or position commit, acknowledged messages per acknowledgement.
+    fn commit<'py>(
+        &self,
+        py: Python<'py>,
+        appends: Vec<(String, PyRef<'py, EventBatch>, Option<i64>)>,
+        enqueues: Vec<(String, PyRef<'py, EventBatch>, f64)>,
+        commits: Vec<CommitArgs>,
+        acknowledgements: Vec<PyRef<'py, Receipts>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let staged = Staged {
+            appends: appends
+                .into_iter()
+                .map(|(stream, batch, expected_version)| StagedAppend {
+                    stream,
+                    columns: Arc::clone(&batch.columns),
+                    expected_version,
+                })
+                .collect(),
+            enqueues: enqueues
+                .into_iter()
+                .map(|(stream, batch, delay_seconds)| StagedEnqueue {
+                    stream,
+                    columns: Arc::clone(&batch.columns),
+                    delay_seconds,
+                })
+                .collect(),
+            commits: commits
+                .into_iter()
+                .map(
+                    |(stream, group, value, check_expected, expected)| StagedCommit {
+                        stream,
+                        group,
+                        value,
+                        check_expected,
+                        expected,
+                    },
+                )
+                .collect(),
+            acknowledgements: acknowledgements
+                .iter()
+                .map(|r| r.items.clone())
+                .collect::<Vec<Vec<Receipt>>>(),
+        };
+        let (store, held) = (Arc::clone(&self.store), Arc::clone(&self.held));
+        bridge::awaitable(py, async move {
+            store.check_usable()?;
+            let connection = held.lock().await.0.take().ok_or_else(over)?;
+            let notify = store.config.listen_notify;
+            let flushed =
+                match transaction::flush_and_commit(&connection, &store.sql, &staged, notify).await
+                {
+                    Ok(flushed) => flushed,
+                    Err(error) => {
+                        // Refused before COMMIT was sent (a repeated id): end it here.
+                        end(connection).await;
+                        return Err(error);
+                    }
+                };
+            let appends: Vec<(Vec<i64>, Vec<i64>)> = flushed
+                .appends
+                .into_iter()
+                .map(|a| (a.offsets, a.positions))
+                .collect();
+            Ok((
+                appends,
+                flushed.enqueued,
+                flushed.commits,
+                flushed.acknowledged,
+            ))
+        })
+    }
+
+    /// Rolls back; a transaction already over (or broken) is left as it is.
+    fn rollback<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let held = Arc::clone(&self.held);
+        bridge::awaitable(py, async move {
+            let taken = held.lock().await.0.take();
+            if let Some(connection) = taken {
+                end(connection).await;
+            }
+            Ok(())
+        })
+    }
+
+    /// False once committed, rolled back or broken.
+    fn is_open(&self) -> bool {
+        self.held
+            .try_lock()
+            .map(|guard| guard.0.is_some())
+            .unwrap_or(true)
+    }
+}
