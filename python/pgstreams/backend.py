@@ -68,9 +68,9 @@ class Backend(ABC):
     # ------------------------------------------------------------------ transactions
 
     @abstractmethod
-    async def _begin(self, timeout: float | None) -> TransactionSession:
+    async def _begin(self, idle_limit: float | None) -> TransactionSession:
         """Begins a transaction (``transactions``) that the server ends if it sits idle for
-        ``timeout`` seconds."""
+        ``idle_limit`` seconds."""
 
     def _default_transaction_timeout(self) -> float | None:
         """How long a transaction may take when ``transaction()`` does not say."""

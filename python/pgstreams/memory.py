@@ -339,7 +339,7 @@ class InMemoryEventStore(StoreBase):
         self._versions[stream] = version + len(rows)
         return AppendResult(range(version + 1, version + 1 + len(rows)), positions)
 
-    async def _begin(self, timeout: float | None) -> MemoryTransaction:
+    async def _begin(self, idle_limit: float | None) -> MemoryTransaction:
         return MemoryTransaction(self)
 
     def _classify_existing(

@@ -70,8 +70,8 @@ class PostgresEventStore(StoreBase):
         offsets, positions = await self._core.append(stream, batch, expected_version)
         return AppendResult(offsets, positions)
 
-    async def _begin(self, timeout: float | None) -> _core.Transaction:
-        return await self._core.begin(timeout)
+    async def _begin(self, idle_limit: float | None) -> _core.Transaction:
+        return await self._core.begin(idle_limit)
 
     def _default_transaction_timeout(self) -> float | None:
         return self.options.command_timeout
