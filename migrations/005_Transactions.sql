@@ -1,5 +1,6 @@
--- pgstreams 005: appends report the global positions they drew, and the functions a
--- transaction (store.transaction()) flushes its staged work through at commit.
+-- pgstreams 005: appends report the global positions they drew; the functions a
+-- transaction (store.transaction()) flushes its staged work through at commit; and a
+-- notification for readers following the global feed.
 --
 -- A transaction's staged operations are sent together with COMMIT in one round trip, so a
 -- failed expectation cannot be a row the client reads before deciding to commit: these
@@ -251,3 +252,18 @@ BEGIN
     END IF;
     RETURN v.outcome = 'committed';
 END $$;
+
+-- Readers following the global feed (read_all(follow=True)) wake on a notification on the
+-- schema's channel ({notify_channel}: db::listener::channel in the Rust core) with payload 'f:'.
+-- A statement trigger sends it for every insert into events, whoever inserts (pgstreams' own
+-- appends, its COPY, a transaction, another tool); PostgreSQL folds identical notifications
+-- of one transaction into one and delivers it at commit, so it is one per transaction.
+CREATE FUNCTION {schema}.notify_feed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{notify_channel}', 'f:');
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER events_notify_feed AFTER INSERT ON {schema}.events
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.notify_feed();

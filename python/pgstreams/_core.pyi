@@ -21,6 +21,7 @@ __all__ = [
     "Event",
     "EventBatch",
     "EventPage",
+    "FeedFollower",
     "QueuedEvent",
     "Receipts",
     "Session",
@@ -35,6 +36,7 @@ __all__ = [
     "migration_bootstrap_sql",
     "migration_record_sql",
     "new_event_id",
+    "notify_channel",
     "parse_event_ids",
 ]
 __version__: Final[str]
@@ -203,6 +205,7 @@ class Core:
     def query(
         self, sql: str, params: Iterable[Any] | None = None
     ) -> Awaitable[list[tuple[Any, ...]]]: ...
+    def follow_feed(self) -> FeedFollower: ...
     def begin(self, idle_limit: float | None = None) -> Awaitable[Transaction]: ...
     def append(
         self, stream: str, batch: EventBatch, expected_version: int | None = None
@@ -294,6 +297,13 @@ class Core:
     def health(
         self,
     ) -> Awaitable[list[tuple[datetime, list[list[Any]], list[list[Any]], list[list[Any]]]]]: ...
+
+@final
+class FeedFollower:
+    def generation(self) -> int: ...
+    def wait(self, seen: int) -> Awaitable[None]: ...
+
+def notify_channel(schema: str) -> str: ...
 
 @final
 class Transaction:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from . import _core
 from .errors import StoreClosedError
@@ -26,6 +26,15 @@ from .queue_stats import QueueStats, StreamMetadata
 
 if TYPE_CHECKING:
     from .transactions import TransactionSession
+
+
+class FeedFollower(Protocol):
+    """How ``read_all(follow=True)`` waits once caught up: read ``generation()`` before
+    looking, then ``wait(seen)`` returns at the next append after it (or after a polling
+    interval, whichever comes first)."""
+
+    def generation(self) -> int: ...
+    def wait(self, seen: int) -> Awaitable[None]: ...
 
 
 class Backend(ABC):
@@ -64,6 +73,10 @@ class Backend(ABC):
     ) -> AppendResult:
         """Appends the batch atomically (or recognizes a retry); returns the offsets and
         positions."""
+
+    @abstractmethod
+    def _feed_follower(self) -> FeedFollower:
+        """Registers for the wake-up of appends to any stream (until dropped)."""
 
     # ------------------------------------------------------------------ transactions
 

@@ -10,7 +10,7 @@ call therefore fails the same way on both stores, and before anything is sent or
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -142,10 +142,15 @@ class StoreBase(ReplayApi, QueryApi, OffsetsApi, OperationsApi, Backend):
         event_types: str | Iterable[str] | None = None,
         stream_prefix: str | None = None,
         until_position: int | None = None,
+        follow: bool = False,
     ) -> AsyncIterator[StoredEvent]:
         """Every event of every stream in increasing ``position``, after ``after_position``;
         only those of ``event_types`` and of streams starting with ``stream_prefix``, up to
-        ``until_position`` (inclusive), when given. The filters are applied in SQL."""
+        ``until_position`` (inclusive), when given. The filters are applied in SQL.
+
+        ``follow=True`` never ends (unless ``max_count`` is reached): once caught up it waits
+        for the next append (woken by its notification, polling as a fallback) and goes on.
+        """
         start = (
             -1
             if after_position is None
@@ -155,14 +160,49 @@ class StoreBase(ReplayApi, QueryApi, OffsetsApi, OperationsApi, Backend):
         query = EventQuery.checked(
             event_types=event_types, stream_prefix=stream_prefix, until_position=until_position
         )
-        if not query.empty:
-            return self._query_pages(query, start, max_count)
+        if not isinstance(follow, bool):
+            raise ConfigurationError("follow must be True or False")
+        if follow and until_position is not None:
+            raise ConfigurationError(
+                "follow=True reads forever and until_position stops the reading: give one"
+            )
 
-        def fetch(position: int, limit: int) -> Awaitable[EventPage]:
+        def pages(after: int, limit: int | None) -> AsyncIterator[StoredEvent]:
+            if not query.empty:
+                return self._query_pages(query, after, limit)
+
+            def fetch(position: int, size: int) -> Awaitable[EventPage]:
+                self._check_open()
+                return self._read_all(position, size)
+
+            return paginate(fetch, after, last_position, limit, self.read_batch_size)
+
+        if follow:
             self._check_open()
-            return self._read_all(position, limit)
+            return self._follow(pages, start, max_count)
+        return pages(start, max_count)
 
-        return paginate(fetch, start, last_position, max_count, self.read_batch_size)
+    async def _follow(
+        self,
+        pages: Callable[[int, int | None], AsyncIterator[StoredEvent]],
+        after: int,
+        max_count: int | None,
+    ) -> AsyncIterator[StoredEvent]:
+        """``read_all`` from ``after``, then after each wake-up from where it stopped."""
+        follower = self._feed_follower()
+        remaining = max_count
+        while True:
+            # Read before looking: an append that commits while this reads is not missed.
+            seen = follower.generation()
+            async for event in pages(after, remaining):
+                yield event
+                after = event.position
+                if remaining is not None:
+                    remaining -= 1
+                    if remaining == 0:
+                        return
+            self._check_open()
+            await follower.wait(seen)
 
     async def get_stream_version(self, stream: str) -> int:
         """Offset of the stream's last event; -1 for a stream never written."""

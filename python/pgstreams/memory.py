@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import itertools
 import time
 import uuid
@@ -57,6 +58,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # How often a waiting dequeue looks again without a wake-up: what bounds the pick-up delay of a
 # delayed message or an expired lease (only enqueues, nacks and redrives wake waiters).
 _WAIT_POLL_SECONDS = 0.05
+# How often a reader following the feed looks again without a wake-up (appends always wake).
+_FOLLOW_POLL_SECONDS = 0.25
 
 # What `_core.EventBatch.rows()` gives per event, and `_core.Receipts.pairs()` per receipt.
 _Serialized = tuple[uuid.UUID, str, bytes, bytes, str | None, str | None, int]
@@ -74,6 +77,28 @@ def _later(now_us: int, seconds: float) -> int:
 
 def _datetime(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
+
+
+class _FeedFollower:
+    """``read_all(follow=True)``'s wait: woken by every append, polling as a fallback."""
+
+    def __init__(self, store: InMemoryEventStore) -> None:
+        self._store = store
+
+    def generation(self) -> int:
+        return self._store._feed_generation
+
+    async def wait(self, seen: int) -> None:
+        store = self._store
+        if store._feed_generation != seen or store._closed:
+            return
+        waiter = asyncio.Event()
+        store._feed_waiters.add(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.wait(), _FOLLOW_POLL_SECONDS)
+        finally:
+            store._feed_waiters.discard(waiter)
 
 
 # ---------------------------------------------------------------------------------- rows
@@ -244,6 +269,9 @@ class InMemoryEventStore(StoreBase):
         self._dead: dict[uuid.UUID, _DeadRow] = {}
         self._seq = itertools.count(1)
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        # Readers following the feed: how many appends so far, and who waits for the next.
+        self._feed_generation = 0
+        self._feed_waiters: set[asyncio.Event] = set()
 
         # Operating the store: `retention_policies`, `stream_configurations`, the tombstones
         # of deleted streams (`streams.deleted_version`) and, for streams whose newest events
@@ -263,7 +291,7 @@ class InMemoryEventStore(StoreBase):
     async def _close(self) -> None:
         """Waiting dequeues wake, and raise ``StoreClosedError``."""
         self._closed = True
-        for waiters in self._waiters.values():
+        for waiters in [*self._waiters.values(), self._feed_waiters]:
             for waiter in waiters:
                 waiter.set()
 
@@ -337,7 +365,13 @@ class InMemoryEventStore(StoreBase):
             self._events_by_id[event_id] = row
             positions.append(self._last_position)
         self._versions[stream] = version + len(rows)
+        self._feed_generation += 1  # the feed's NOTIFY (migration 005)
+        for waiter in self._feed_waiters:
+            waiter.set()
         return AppendResult(range(version + 1, version + 1 + len(rows)), positions)
+
+    def _feed_follower(self) -> _FeedFollower:
+        return _FeedFollower(self)
 
     async def _begin(self, idle_limit: float | None) -> MemoryTransaction:
         return MemoryTransaction(self)

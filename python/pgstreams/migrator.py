@@ -3,7 +3,8 @@ applied exactly once even when many processes start at the same moment.
 
 The SQL files (``migrations/NNN_Name.sql``) are compiled into the extension; a directory can
 be given instead (tests use one to prove that a broken file rolls back). ``{schema}`` in a
-file stands for the configured schema, validated and double-quoted.
+file stands for the configured schema, validated and double-quoted; ``{append_lock_key}`` for
+the schema's global append lock; ``{notify_channel}`` for the schema's notification channel.
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ class Migration:
 
     def sql(self, schema_name: str) -> str:
         # str.replace, not str.format: the SQL itself is full of braces ('{}'::jsonb).
-        return self.template.replace("{schema}", f'"{schema_name}"').replace(
-            "{append_lock_key}", f"{APPEND_LOCK_CLASS}, {schema_lock_key(schema_name)}"
+        return (
+            self.template.replace("{schema}", f'"{schema_name}"')
+            .replace("{append_lock_key}", f"{APPEND_LOCK_CLASS}, {schema_lock_key(schema_name)}")
+            .replace("{notify_channel}", _core.notify_channel(schema_name))
         )
 
 

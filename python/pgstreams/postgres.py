@@ -70,6 +70,9 @@ class PostgresEventStore(StoreBase):
         offsets, positions = await self._core.append(stream, batch, expected_version)
         return AppendResult(offsets, positions)
 
+    def _feed_follower(self) -> _core.FeedFollower:
+        return self._core.follow_feed()
+
     async def _begin(self, idle_limit: float | None) -> _core.Transaction:
         return await self._core.begin(idle_limit)
 

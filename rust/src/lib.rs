@@ -26,6 +26,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::core::Core>()?;
     m.add_class::<py::session::Session>()?;
     m.add_class::<py::transaction::Transaction>()?;
+    m.add_class::<py::follow::FeedFollower>()?;
+    m.add_function(wrap_pyfunction!(py::follow::notify_channel, m)?)?;
     m.add_class::<py::event::Event>()?;
     m.add_function(wrap_pyfunction!(py::event::new_event_id, m)?)?;
     m.add_class::<py::types::StoredEvent>()?;

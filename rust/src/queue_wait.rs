@@ -2,12 +2,14 @@
 //! the store's LISTEN task and polling as a fallback. It needs a whole store (its pool, its
 //! listener, its statements), so it sits beside `store.rs` rather than in `db/`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_postgres::Row;
 use tokio_util::sync::CancellationToken;
 
+use crate::db::listener::queue_key;
 use crate::db::queue::{dequeue, DequeueRequest};
 use crate::errors::CoreResult;
 use crate::store::Store;
@@ -39,7 +41,7 @@ pub async fn dequeue_waiting(
     let notify = store
         .listener
         .as_ref()
-        .map(|l| l.subscribe(&request.stream));
+        .map(|l| l.subscribe(&queue_key(&request.stream)));
     let poll = if notify.is_some() {
         POLL_WITH_NOTIFY
     } else {
@@ -49,7 +51,7 @@ pub async fn dequeue_waiting(
     loop {
         // Register for the wake-up before looking, so an enqueue that commits between the
         // look and the sleep is not missed.
-        let notified = notify.as_ref().map(|n| n.notify.clone());
+        let notified = notify.as_ref().map(|n| Arc::clone(&n.wakeup));
         let notified_future = notified.as_ref().map(|n| n.notified());
         tokio::pin!(notified_future);
         if let Some(future) = notified_future.as_mut().as_pin_mut() {

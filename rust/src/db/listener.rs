@@ -2,8 +2,10 @@
 //!
 //! Every notification of a schema goes on one channel (`channel`), whatever it announces; its
 //! payload says what, as `<kind>:<name>`: `q:<stream>` for an enqueue (or a requeue) on a
-//! queue stream. This task wakes the consumers waiting on that stream. If the connection
-//! drops it reconnects, and the waiters' polling covers the gap.
+//! queue stream, `f:` for a transaction that appended to the global feed (a trigger of
+//! migration 005). Waiters register on a payload (their key); this task wakes those waiting
+//! on the payload that arrived. If the connection drops it reconnects, and the waiters'
+//! polling covers the gap.
 //!
 //! The task starts with the first waiter and stops with the store (`stop`, called by
 //! `Store::close` and by `Store`'s drop); once stopped it never starts again, so a call on a
@@ -11,6 +13,7 @@
 //! the waiter map lives only while someone waits on it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +27,51 @@ use crate::config::CoreConfig;
 
 /// The payload kind of a queue notification.
 pub const QUEUE_KIND: &str = "q";
+/// The payload of an append to the global feed (any stream).
+pub const FEED_PAYLOAD: &str = "f:";
+
+/// The key a waiter on a queue stream registers under.
+pub fn queue_key(stream: &str) -> String {
+    format!("{QUEUE_KIND}:{stream}")
+}
+
+/// A wake-up shared by the waiters of one key: `generation` counts the notifications, so a
+/// waiter that read it before looking can tell whether one came while it looked.
+#[derive(Default)]
+pub struct Wakeup {
+    notify: Notify,
+    generation: AtomicU64,
+}
+
+impl Wakeup {
+    fn wake(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.notify.notify_waiters();
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// A future that a later wake completes (`enable` it before looking, then await it).
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// Waits until a notification newer than `seen` or `pause` has passed.
+    pub async fn wait_past(&self, seen: u64, pause: Duration) {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.generation() != seen {
+            return;
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
 
 /// The channel of a schema's notifications. PostgreSQL truncates identifiers (channel names
 /// included) to 63 bytes, so `pgstreams_<schema>` is used only while it fits; a longer schema
@@ -43,11 +91,11 @@ pub fn channel(schema: &str) -> String {
     format!("pgstreams:{}:{hash:016x}", &schema[..36])
 }
 
-/// A waiter's registration on one stream: `notify` wakes it; dropping it deregisters.
+/// A waiter's registration on one key: `wakeup` wakes it; dropping it deregisters.
 pub struct Subscription {
-    pub notify: Arc<Notify>,
+    pub wakeup: Arc<Wakeup>,
     listener: Arc<Listener>,
-    stream: String,
+    key: String,
 }
 
 impl Drop for Subscription {
@@ -57,10 +105,10 @@ impl Drop for Subscription {
             .waiters
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some((_, count)) = waiters.get_mut(&self.stream) {
+        if let Some((_, count)) = waiters.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {
-                waiters.remove(&self.stream);
+                waiters.remove(&self.key);
             }
         }
     }
@@ -76,8 +124,8 @@ pub struct Listener {
     /// The process the store belongs to: a forked child must not start its LISTEN task.
     pid: u32,
     channel: String,
-    /// Per stream: its wake-up handle and how many subscriptions hold it.
-    waiters: Mutex<HashMap<String, (Arc<Notify>, usize)>>,
+    /// Per key (a payload): its wake-up and how many subscriptions hold it.
+    waiters: Mutex<HashMap<String, (Arc<Wakeup>, usize)>>,
     state: Mutex<State>,
 }
 
@@ -105,33 +153,30 @@ impl Listener {
         })
     }
 
-    /// Registers a waiter on `stream`, starting the LISTEN task on first use (unless stopped).
-    pub fn subscribe(self: &Arc<Self>, stream: &str) -> Subscription {
+    /// Registers a waiter on `key` (`queue_key`, `FEED_PAYLOAD`), starting the LISTEN task on
+    /// first use (unless stopped).
+    pub fn subscribe(self: &Arc<Self>, key: &str) -> Subscription {
         self.ensure_running();
         let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        let (notify, count) = waiters
-            .entry(stream.to_owned())
-            .or_insert_with(|| (Arc::new(Notify::new()), 0));
+        let (wakeup, count) = waiters.entry(key.to_owned()).or_default();
         *count += 1;
         Subscription {
-            notify: Arc::clone(notify),
+            wakeup: Arc::clone(wakeup),
             listener: Arc::clone(self),
-            stream: stream.to_owned(),
+            key: key.to_owned(),
         }
     }
 
-    /// How many streams have waiters now (the map holds nothing else).
+    /// How many keys have waiters now (the map holds nothing else).
     pub fn waited_streams(&self) -> usize {
         self.waiters.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     fn wake(&self, payload: &str) {
-        let Some((QUEUE_KIND, stream)) = payload.split_once(':') else {
-            return; // another kind of notification, or another program's
-        };
         let waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((notify, _)) = waiters.get(stream) {
-            notify.notify_waiters();
+        // Nobody waits on another program's payloads: they find no key.
+        if let Some((wakeup, _)) = waiters.get(payload) {
+            wakeup.wake();
         }
     }
 

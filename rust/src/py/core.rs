@@ -17,6 +17,7 @@ use crate::db::{
 };
 use crate::errors::{ConfigurationError, CoreError};
 use crate::py::batch::{EventBatch, Receipts};
+use crate::py::follow::FeedFollower;
 use crate::py::types::uuid_from_object;
 use crate::py::{bridge, codec, convert, transaction};
 use crate::store::Store;
@@ -325,6 +326,12 @@ impl Core {
                 .await?;
             Ok(TupleRows(rows))
         })
+    }
+
+    /// Registers for the feed's notifications (`read_all(follow=True)`).
+    fn follow_feed(&self) -> PyResult<FeedFollower> {
+        self.store.check_usable()?;
+        Ok(FeedFollower::new(&self.store))
     }
 
     /// Begins a transaction (`py::transaction`); `idle_limit` in seconds bounds how long it

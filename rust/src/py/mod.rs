@@ -7,6 +7,7 @@ pub mod codec;
 pub mod convert;
 pub mod core;
 pub mod event;
+pub mod follow;
 pub mod session;
 pub mod transaction;
 pub mod types;
