@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 from . import _core
 from .errors import StoreClosedError
@@ -24,8 +24,29 @@ from .events import AppendResult, DeadLetter, QueuedEvent
 from .paging import EventPage
 from .queue_stats import QueueStats, StreamMetadata
 
-if TYPE_CHECKING:
-    from .transactions import TransactionSession
+# What `commit` answers, in call order per kind: (offsets, positions) per append, new messages
+# per enqueue, whether each offset or position commit moved its group, acknowledged messages
+# per acknowledgement.
+Flushed = tuple[list[tuple[list[int], list[int]]], list[int], list[bool], list[int]]
+# A staged offset or position commit: (stream or None for the feed, group, value,
+# check_expected, expected).
+StagedCommit = tuple[str | None, str, int, bool, int | None]
+
+
+class TransactionSession(Protocol):
+    """What a backend's ``_begin`` gives (``transactions``): ``_core.Transaction``, or the
+    in-memory store's."""
+
+    def execute(self, sql: str, params: list[Any]) -> Any: ...
+    def fetch(self, sql: str, params: list[Any]) -> Any: ...
+    def commit(
+        self,
+        appends: list[tuple[str, _core.EventBatch, int | None]],
+        enqueues: list[tuple[str, _core.EventBatch, float]],
+        commits: list[StagedCommit],
+        acknowledgements: list[_core.Receipts],
+    ) -> Any: ...
+    def rollback(self) -> Any: ...
 
 
 class FeedFollower(Protocol):

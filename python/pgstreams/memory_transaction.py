@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import _core
+from .backend import Flushed, StagedCommit
 from .errors import ConcurrencyError, ConfigurationError, DuplicateEventError
-from .transactions import Flushed, StagedCommit
 
 if TYPE_CHECKING:
     from .memory import InMemoryEventStore

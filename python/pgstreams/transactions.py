@@ -38,10 +38,11 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from . import _core
 from . import validation as check
+from .backend import Flushed, StagedCommit, TransactionSession
 from .durations import MAX_STATEMENT_TIMEOUT_SECONDS
 from .errors import ConfigurationError, StoreTimeoutError
 from .events import AppendResult, Event
@@ -54,29 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["Staged", "Transaction"]
 
 T = TypeVar("T")
-
-# What `commit` answers, in call order per kind: (offsets, positions) per append, new messages
-# per enqueue, whether each offset or position commit moved its group, acknowledged messages
-# per acknowledgement.
-Flushed = tuple[list[tuple[list[int], list[int]]], list[int], list[bool], list[int]]
-# A staged offset or position commit: (stream or None for the feed, group, value,
-# check_expected, expected).
-StagedCommit = tuple[str | None, str, int, bool, int | None]
-
-
-class TransactionSession(Protocol):
-    """What a backend's ``_begin`` gives: ``_core.Transaction``, or the in-memory store's."""
-
-    def execute(self, sql: str, params: list[Any]) -> Any: ...
-    def fetch(self, sql: str, params: list[Any]) -> Any: ...
-    def commit(
-        self,
-        appends: list[tuple[str, _core.EventBatch, int | None]],
-        enqueues: list[tuple[str, _core.EventBatch, float]],
-        commits: list[StagedCommit],
-        acknowledgements: list[_core.Receipts],
-    ) -> Any: ...
-    def rollback(self) -> Any: ...
 
 
 class Staged(Generic[T]):

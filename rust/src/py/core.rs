@@ -18,36 +18,11 @@ use crate::db::{
 use crate::errors::{ConfigurationError, CoreError};
 use crate::py::batch::{EventBatch, Receipts};
 use crate::py::follow::FeedFollower;
+use crate::py::rows::{DeadLetterRows, TupleRows};
 use crate::py::types::uuid_from_object;
 use crate::py::{bridge, codec, convert, transaction};
 use crate::store::Store;
 use crate::{queue_wait, runtime};
-
-/// Fetched rows that become Python objects only when the result is handed to the event
-/// loop (`bridge::deliver`), the one moment the GIL is taken: `$name(rows)` is built by
-/// `$convert(py, &rows)`.
-macro_rules! rows_into_py {
-    ($($(#[$doc:meta])* $name:ident => $convert:path;)+) => {$(
-        $(#[$doc])*
-        pub struct $name(pub Vec<Row>);
-
-        impl<'py> IntoPyObject<'py> for $name {
-            type Target = PyList;
-            type Output = Bound<'py, PyList>;
-            type Error = PyErr;
-            fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-                $convert(py, &self.0)
-            }
-        }
-    )+};
-}
-
-rows_into_py! {
-    /// Rows of a dead-letter listing -> `DeadLetter`s.
-    DeadLetterRows => convert::dead_letters;
-    /// Rows of any statement -> tuples.
-    TupleRows => codec::rows_to_tuples;
-}
 
 pyo3::import_exception!(pgstreams.paging, PartialBatch);
 

@@ -8,6 +8,7 @@ pub mod convert;
 pub mod core;
 pub mod event;
 pub mod follow;
+pub mod rows;
 pub mod session;
 pub mod transaction;
 pub mod types;

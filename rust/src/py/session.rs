@@ -13,7 +13,7 @@ use crate::config::{CoreConfig, RawCoreConfig};
 use crate::db::connection::{self, connect_dedicated};
 use crate::db::{generic, migrate};
 use crate::errors::CoreError;
-use crate::py::core::TupleRows;
+use crate::py::rows::TupleRows;
 use crate::py::{bridge, codec};
 
 #[pyclass(frozen, module = "pgstreams._core")]

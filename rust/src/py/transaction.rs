@@ -18,7 +18,7 @@ use crate::db::queue::Receipt;
 use crate::db::transaction::{self, Staged, StagedAppend, StagedCommit, StagedEnqueue};
 use crate::errors::{CoreError, CoreResult};
 use crate::py::batch::{EventBatch, Receipts};
-use crate::py::core::TupleRows;
+use crate::py::rows::TupleRows;
 use crate::py::{bridge, codec};
 use crate::store::{PooledConnection, Store};
 
