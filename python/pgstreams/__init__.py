@@ -40,6 +40,7 @@ from .queue_stats import QueueStats, StreamMetadata
 from .replay import ReplayProgress
 from .retention import RetentionPolicy, RetentionReport, RetentionService, StreamTrim
 from .transactions import Staged, Transaction
+from .workers import Worker, WorkerReport
 
 logging.getLogger("pgstreams").addHandler(logging.NullHandler())
 # No call of the Rust core may finish into a finalizing interpreter (see rust/src/py/bridge.rs).
@@ -90,6 +91,8 @@ __all__ = [
     "StreamTrim",
     "Transaction",
     "UndecodableEventError",
+    "Worker",
+    "WorkerReport",
     "__version__",
     "connect",
 ]

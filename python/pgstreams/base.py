@@ -28,6 +28,7 @@ from .queries import EventQuery, QueryApi
 from .queue_stats import QueueStats, StreamMetadata
 from .replay import ReplayApi
 from .transactions import Transaction
+from .workers import Handler, Worker, WorkerReport
 
 __all__ = ["StoreBase"]
 
@@ -283,6 +284,61 @@ class StoreBase(ReplayApi, QueryApi, OffsetsApi, OperationsApi, Backend):
         return await self._dequeue(
             stream, consumer_id, max_count, lease_seconds, wait_seconds, acks
         )
+
+    def worker(
+        self,
+        queue: str,
+        handler: Handler,
+        *,
+        consumer_id: str | None = None,
+        concurrency: int = 10,
+        batch_size: int | None = None,
+        visibility_timeout: float | timedelta = 30.0,
+        grace_period: float | timedelta = 30.0,
+        poll_wait: float | timedelta = 5.0,
+    ) -> Worker:
+        """A queue worker (``pgstreams.workers``), to run with ``await worker.run()`` and stop
+        with ``worker.stop()``."""
+        return Worker(
+            self,
+            queue,
+            handler,
+            consumer_id=consumer_id,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            visibility_timeout=visibility_timeout,
+            grace_period=grace_period,
+            poll_wait=poll_wait,
+        )
+
+    async def run_worker(
+        self,
+        queue: str,
+        handler: Handler,
+        *,
+        consumer_id: str | None = None,
+        concurrency: int = 10,
+        batch_size: int | None = None,
+        visibility_timeout: float | timedelta = 30.0,
+        grace_period: float | timedelta = 30.0,
+        poll_wait: float | timedelta = 5.0,
+        handle_signals: bool = False,
+    ) -> WorkerReport:
+        """Runs ``handler`` on the messages of ``queue`` until cancelled (or, with
+        ``handle_signals``, SIGINT/SIGTERM): leases in batches, up to ``concurrency`` handlers
+        at once, extends slow handlers' leases, acks on success, nacks with the stream's
+        backoff on an exception, and stops gracefully (see ``pgstreams.workers``)."""
+        worker = self.worker(
+            queue,
+            handler,
+            consumer_id=consumer_id,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            visibility_timeout=visibility_timeout,
+            grace_period=grace_period,
+            poll_wait=poll_wait,
+        )
+        return await (worker.run_with_signals() if handle_signals else worker.run())
 
     async def acknowledge(self, event_or_id: Receipt) -> bool:
         """Deletes the message if this delivery (or, given an id, the current one) holds it."""

@@ -20,6 +20,7 @@ from .retention import RetentionPolicy, RetentionReport
 
 if TYPE_CHECKING:
     from .transactions import Transaction
+    from .workers import Handler, Worker, WorkerReport
 
 Receipt = QueuedEvent | uuid.UUID | str
 Seconds = float | timedelta
@@ -48,6 +49,31 @@ class EventStore(Protocol):
         self, stream: str, events: Iterable[Event], *, expected_version: int | None = None
     ) -> AppendResult: ...
     def transaction(self, timeout: Seconds | None = None) -> Transaction: ...
+    def worker(
+        self,
+        queue: str,
+        handler: Handler,
+        *,
+        consumer_id: str | None = None,
+        concurrency: int = 10,
+        batch_size: int | None = None,
+        visibility_timeout: Seconds = 30.0,
+        grace_period: Seconds = 30.0,
+        poll_wait: Seconds = 5.0,
+    ) -> Worker: ...
+    async def run_worker(
+        self,
+        queue: str,
+        handler: Handler,
+        *,
+        consumer_id: str | None = None,
+        concurrency: int = 10,
+        batch_size: int | None = None,
+        visibility_timeout: Seconds = 30.0,
+        grace_period: Seconds = 30.0,
+        poll_wait: Seconds = 5.0,
+        handle_signals: bool = False,
+    ) -> WorkerReport: ...
     def read_stream(
         self,
         stream: str,
