@@ -28,7 +28,9 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import math
 import signal
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -105,7 +107,11 @@ class Worker:
         self.report = WorkerReport()
         self._store = store
         self._handler = handler
-        self._running: dict[asyncio.Task[None], QueuedEvent] = {}
+        # Each running handler's message and when its lease is next extended (monotonic).
+        self._running: dict[asyncio.Task[None], tuple[QueuedEvent, list[float]]] = {}
+        # Lease again only once this many slots are free (or nothing runs): a worker with
+        # fast handlers then leases in batches, not a message at a time.
+        self._refill = max(1, min(self.batch_size, self.concurrency) // 2)
         self._to_acknowledge: list[QueuedEvent] = []
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -122,11 +128,15 @@ class Worker:
             raise ConfigurationError("a worker runs once; make a new one")
         self._started = True
         cancelled = False
+        keeper = asyncio.create_task(self._keep_leased())
         try:
             await self._lease_and_start()
         except asyncio.CancelledError:
             cancelled = True
-        await asyncio.shield(self._shut_down())
+        try:
+            await asyncio.shield(self._shut_down())
+        finally:
+            keeper.cancel()
         if cancelled:
             raise asyncio.CancelledError
         return self.report
@@ -135,7 +145,7 @@ class Worker:
         store, stopping = self._store, self._stopping
         while not stopping.is_set():
             free = self.concurrency - len(self._running)
-            if free == 0:
+            if free < self._refill and self._running:
                 await self._wait_for(self._slot_freed)
                 self._slot_freed.clear()
                 continue
@@ -168,9 +178,10 @@ class Worker:
             except asyncio.CancelledError:
                 self._to_acknowledge.extend(acks)
                 raise
+            extend_at = [time.monotonic() + self.visibility_timeout / 2]
             for message in batch:
                 task = asyncio.create_task(self._handle(message))
-                self._running[task] = message
+                self._running[task] = (message, list(extend_at))
 
     async def _wait_for(self, event: asyncio.Event) -> None:
         """Waits for ``event`` or the stop request, whichever comes first."""
@@ -185,7 +196,6 @@ class Worker:
                 waiter.cancel()
 
     async def _handle(self, message: QueuedEvent) -> None:
-        extending = asyncio.create_task(self._keep_leased(message))
         try:
             outcome = self._handler(message)
             if inspect.isawaitable(outcome):
@@ -200,39 +210,42 @@ class Worker:
                 message.id,
                 self.queue,
             )
-            extending.cancel()
             await self._settle(self._store.nack(message))
         else:
             self.report.handled += 1
             self._to_acknowledge.append(message)
         finally:
-            extending.cancel()
             self._running.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
             self._slot_freed.set()
 
-    async def _keep_leased(self, message: QueuedEvent) -> None:
-        """Extends the lease every half timeout while the handler runs."""
+    async def _keep_leased(self) -> None:
+        """Extends the lease of every handler that has run for half its timeout, then every
+        half timeout again, for as long as it runs (one task for the whole worker)."""
         half = self.visibility_timeout / 2
         while True:
-            await asyncio.sleep(half)
-            try:
-                held = await self._store.extend_lease(message, self.visibility_timeout)
-            except Exception as error:
-                log.warning(
-                    "pgstreams worker %s: extending a lease failed: %s", self.consumer_id, error
-                )
-                continue
-            if held:
-                self.report.extended += 1
-            else:
-                log.warning(
-                    "pgstreams worker %s: message %s of %r lost its lease while its handler ran; "
-                    "it may be handled again",
-                    self.consumer_id,
-                    message.id,
-                    self.queue,
-                )
-                return
+            await asyncio.sleep(half / 2)
+            now = time.monotonic()
+            due = [(m, at) for m, at in list(self._running.values()) if at[0] <= now]
+            for message, extend_at in due:
+                extend_at[0] = now + half
+                try:
+                    held = await self._store.extend_lease(message, self.visibility_timeout)
+                except Exception as error:
+                    log.warning(
+                        "pgstreams worker %s: extending a lease failed: %s", self.consumer_id, error
+                    )
+                    continue
+                if held:
+                    self.report.extended += 1
+                else:
+                    extend_at[0] = math.inf  # someone else holds it now: stop trying
+                    log.warning(
+                        "pgstreams worker %s: message %s of %r lost its lease while its "
+                        "handler ran; it may be handled again",
+                        self.consumer_id,
+                        message.id,
+                        self.queue,
+                    )
 
     async def _settle(self, step: Awaitable[Any]) -> None:
         """Runs an ack/nack; a failure is logged (the lease then expires and the message
@@ -249,7 +262,7 @@ class Worker:
         if running:
             _, late = await asyncio.wait(running, timeout=self.grace_period)
             # Still running, so still in the map: their messages, before they leave it.
-            given_back = [self._running[task] for task in late if task in self._running]
+            given_back = [self._running[task][0] for task in late if task in self._running]
             for task in late:
                 task.cancel()
             if late:
