@@ -15,9 +15,11 @@ from .configuration import (
     RetentionSettings,
     StreamConfiguration,
 )
+from .consumers import MemberInfo, Selector, Subscription
 from .errors import (
     ConcurrencyError,
     ConfigurationError,
+    ConsumerFencedError,
     DatabaseError,
     DuplicateEventError,
     EventStreamingError,
@@ -52,6 +54,7 @@ __all__ = [
     "AppendResult",
     "ConcurrencyError",
     "ConfigurationError",
+    "ConsumerFencedError",
     "ConsumerGroupHealth",
     "ConsumerGroupInfo",
     "DatabaseError",
@@ -66,6 +69,7 @@ __all__ = [
     "InMemoryEventStore",
     "InternalError",
     "LifecycleSettings",
+    "MemberInfo",
     "MigrationError",
     "PerformanceSettings",
     "PoolHealth",
@@ -79,6 +83,7 @@ __all__ = [
     "RetentionReport",
     "RetentionService",
     "RetentionSettings",
+    "Selector",
     "SerializationError",
     "Staged",
     "StoreClosedError",
@@ -89,6 +94,7 @@ __all__ = [
     "StreamInfo",
     "StreamMetadata",
     "StreamTrim",
+    "Subscription",
     "Transaction",
     "UndecodableEventError",
     "Worker",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import Any, Protocol
 
 from . import _core
@@ -94,6 +95,42 @@ class Backend(ABC):
     ) -> AppendResult:
         """Appends the batch atomically (or recognizes a retry); returns the offsets and
         positions."""
+
+    # ------------------------------------------------------------------ consumer groups
+    # (``consumers``: the functions of migration 006)
+
+    @abstractmethod
+    async def _consumer_heartbeat(
+        self, selector: str, group: str, member: str, session_timeout: float
+    ) -> list[str]:
+        """Records the member's heartbeat, removes the group's expired members (and their
+        leases); returns the live members on ``selector``, by id."""
+
+    @abstractmethod
+    async def _consumer_acquire(
+        self, group: str, member: str, units: list[str], ttl: float
+    ) -> list[tuple[str, int]]:
+        """Takes or renews the leases of ``units`` that are free, expired or the member's;
+        returns those now held, with their generations."""
+
+    @abstractmethod
+    async def _consumer_release(self, group: str, member: str, units: list[str] | None) -> int:
+        """Gives up the member's leases of ``units`` (all when None)."""
+
+    @abstractmethod
+    async def _consumer_leave(self, selector: str, group: str, member: str) -> None:
+        """Deregisters the member and gives up its leases."""
+
+    @abstractmethod
+    async def _commit_as_member(
+        self, stream: str | None, group: str, value: int, member: str, generation: int
+    ) -> bool:
+        """``commit_offset`` (``stream`` None: ``commit_position``) if the member holds the
+        unit under ``generation``, else ``ConsumerFencedError``."""
+
+    @abstractmethod
+    async def _consumer_members(self) -> list[tuple[str, str, datetime, list[str]]]:
+        """``(group, member, last heartbeat, units held)`` of every registered member."""
 
     @abstractmethod
     def _feed_follower(self) -> FeedFollower:

@@ -18,6 +18,7 @@ from typing import Any, Self
 from . import _core
 from . import validation as check
 from .backend import Backend
+from .consumers import CommitStrategy, Selector, Subscription, run_consumer
 from .errors import ConfigurationError
 from .events import AppendResult, DeadLetter, Event, QueuedEvent, StoredEvent
 from .offsets import OffsetsApi
@@ -284,6 +285,49 @@ class StoreBase(ReplayApi, QueryApi, OffsetsApi, OperationsApi, Backend):
         return await self._dequeue(
             stream, consumer_id, max_count, lease_seconds, wait_seconds, acks
         )
+
+    def subscribe(
+        self,
+        selector: str | Selector,
+        group: str,
+        consumer_id: str,
+        *,
+        batch_size: int = 100,
+        commit: CommitStrategy = "after_batch",
+        commit_interval: float | timedelta = 5.0,
+        from_offset: int | None = None,
+        heartbeat_interval: float | timedelta = 10.0,
+        session_timeout: float | timedelta = 30.0,
+    ) -> Subscription:
+        """A consumer group member's subscription (``pgstreams.consumers``):
+        ``async with store.subscribe("orders", "billing", "billing-1") as sub:`` then
+        ``async for event in sub``. A ``str`` selects one stream; ``Selector.streams``,
+        ``Selector.prefix`` and ``Selector.all`` (the global feed) select more."""
+        return Subscription(
+            self,
+            selector,
+            group,
+            consumer_id,
+            batch_size=batch_size,
+            commit=commit,
+            commit_interval=commit_interval,
+            from_offset=from_offset,
+            heartbeat_interval=heartbeat_interval,
+            session_timeout=session_timeout,
+        )
+
+    async def run_consumer(
+        self,
+        handler: Callable[[StoredEvent], Awaitable[Any]],
+        selector: str | Selector,
+        group: str,
+        consumer_id: str,
+        **options: Any,
+    ) -> None:
+        """Runs ``handler`` on each event of ``subscribe(selector, group, consumer_id,
+        **options)`` until cancelled; with ``commit="manual"`` each handled event is
+        committed."""
+        await run_consumer(self.subscribe(selector, group, consumer_id, **options), handler)
 
     def worker(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "ConcurrencyError",
     "ConfigurationError",
+    "ConsumerFencedError",
     "DatabaseError",
     "DuplicateEventError",
     "EventStreamingError",
@@ -49,6 +50,12 @@ class ConcurrencyError(EventStreamingError):
 
     def __reduce__(self) -> tuple[type, tuple[str | None, int | None, int | None, str]]:
         return (type(self), (self.stream, self.expected, self.actual, str(self)))
+
+
+class ConsumerFencedError(EventStreamingError):
+    """A consumer group member committed after it lost its stream (evicted for missing
+    heartbeats, or the group rebalanced): nothing was committed; another member has the stream
+    and goes on from the group's committed offset."""
 
 
 class DuplicateEventError(EventStreamingError):

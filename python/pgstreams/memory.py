@@ -36,7 +36,7 @@ from . import validation as check
 from .administration import StreamInfo
 from .base import StoreBase
 from .configuration import DEFAULT_MAX_DELIVERY_ATTEMPTS, DeadLetterSettings, StreamConfiguration
-from .errors import ConcurrencyError, DuplicateEventError
+from .errors import ConcurrencyError, ConsumerFencedError, DuplicateEventError
 from .events import AppendResult, DeadLetter, QueuedEvent, StoredEvent
 from .health import QueueHealth, StreamHealth
 from .memory_transaction import MemoryTransaction
@@ -272,6 +272,11 @@ class InMemoryEventStore(StoreBase):
         # Readers following the feed: how many appends so far, and who waits for the next.
         self._feed_generation = 0
         self._feed_waiters: set[asyncio.Event] = set()
+        # Consumer groups (migration 006): registrations by (selector, group, member) ->
+        # (last heartbeat, session timeout), in microseconds; leases by (group, unit) ->
+        # (holder, generation, expiry).
+        self._registrations: dict[tuple[str, str, str], tuple[int, int]] = {}
+        self._leases: dict[tuple[str, str], tuple[str, int, int]] = {}
 
         # Operating the store: `retention_policies`, `stream_configurations`, the tombstones
         # of deleted streams (`streams.deleted_version`) and, for streams whose newest events
@@ -369,6 +374,96 @@ class InMemoryEventStore(StoreBase):
         for waiter in self._feed_waiters:
             waiter.set()
         return AppendResult(range(version + 1, version + 1 + len(rows)), positions)
+
+    # ------------------------------------------------------------------ consumer groups
+
+    async def _consumer_heartbeat(
+        self, selector: str, group: str, member: str, session_timeout: float
+    ) -> list[str]:
+        """``consumer_heartbeat()`` of migration 006."""
+        now = _now_us()
+        expired = [
+            key
+            for key, (heartbeat, timeout) in self._registrations.items()
+            if key[1] == group and heartbeat + timeout < now and key != (selector, group, member)
+        ]
+        for key in expired:
+            del self._registrations[key]
+            for lease_key, lease in list(self._leases.items()):
+                if lease_key[0] == group and lease[0] == key[2]:
+                    del self._leases[lease_key]
+        self._registrations[selector, group, member] = (now, round(session_timeout * 1e6))
+        return sorted(m for (s, g, m) in self._registrations if s == selector and g == group)
+
+    async def _consumer_acquire(
+        self, group: str, member: str, units: list[str], ttl: float
+    ) -> list[tuple[str, int]]:
+        """``consumer_acquire()``: free, expired or own leases are taken or renewed."""
+        now = _now_us()
+        held = []
+        for unit in sorted(set(units)):
+            lease = self._leases.get((group, unit))
+            if lease is None:
+                generation = 1
+            elif lease[0] == member:
+                generation = lease[1]
+            elif lease[2] < now:
+                generation = lease[1] + 1
+            else:
+                continue
+            self._leases[group, unit] = (member, generation, _later(now, ttl))
+            held.append((unit, generation))
+        return held
+
+    async def _consumer_release(self, group: str, member: str, units: list[str] | None) -> int:
+        mine = [
+            key
+            for key, lease in self._leases.items()
+            if key[0] == group and lease[0] == member and (units is None or key[1] in units)
+        ]
+        for key in mine:
+            del self._leases[key]
+        return len(mine)
+
+    async def _consumer_leave(self, selector: str, group: str, member: str) -> None:
+        await self._consumer_release(group, member, None)
+        self._registrations.pop((selector, group, member), None)
+
+    async def _commit_as_member(
+        self, stream: str | None, group: str, value: int, member: str, generation: int
+    ) -> bool:
+        """``commit_offset_as_member()``/``commit_position_as_member()``: fenced, then
+        forward only."""
+        unit = "" if stream is None else stream
+        lease = self._leases.get((group, unit))
+        if lease is None or lease[0] != member or lease[1] != generation:
+            where = "the global feed" if stream is None else f"stream {stream!r}"
+            holder = "nobody" if lease is None else repr(lease[0])
+            raise ConsumerFencedError(
+                f"consumer {member!r} of group {group!r} no longer holds {where} (generation "
+                f"{generation}; now {holder} of generation {'-' if lease is None else lease[1]}): "
+                "it was evicted or the group rebalanced, and its commit was refused"
+            )
+        if stream is None:
+            outcome = await self._commit_position(group, value, False, None)
+        else:
+            outcome = await self._commit_offset(stream, group, value, False, None, False)
+        return outcome[0] == "committed"
+
+    async def _consumer_members(self) -> list[tuple[str, str, datetime, list[str]]]:
+        return [
+            (
+                group,
+                member,
+                _datetime(heartbeat),
+                sorted(
+                    u for (g, u), lease in self._leases.items() if g == group and lease[0] == member
+                ),
+            )
+            for (_, group, member), (heartbeat, _) in sorted(
+                self._registrations.items(), key=lambda item: (item[0][1], item[0][2])
+            )
+        ]
 
     def _feed_follower(self) -> _FeedFollower:
         return _FeedFollower(self)

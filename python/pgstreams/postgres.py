@@ -70,6 +70,33 @@ class PostgresEventStore(StoreBase):
         offsets, positions = await self._core.append(stream, batch, expected_version)
         return AppendResult(offsets, positions)
 
+    async def _consumer_heartbeat(
+        self, selector: str, group: str, member: str, session_timeout: float
+    ) -> list[str]:
+        return list(await self._core.consumer_heartbeat(selector, group, member, session_timeout))
+
+    async def _consumer_acquire(
+        self, group: str, member: str, units: list[str], ttl: float
+    ) -> list[tuple[str, int]]:
+        return list(await self._core.consumer_acquire(group, member, units, ttl))
+
+    async def _consumer_release(self, group: str, member: str, units: list[str] | None) -> int:
+        return int(await self._core.consumer_release(group, member, units))
+
+    async def _consumer_leave(self, selector: str, group: str, member: str) -> None:
+        await self._core.consumer_leave(selector, group, member)
+
+    async def _commit_as_member(
+        self, stream: str | None, group: str, value: int, member: str, generation: int
+    ) -> bool:
+        return bool(await self._core.commit_as_member(stream, group, value, member, generation))
+
+    async def _consumer_members(self) -> list[tuple[str, str, datetime, list[str]]]:
+        return [
+            (group, member, heartbeat, list(units))
+            for group, member, heartbeat, units in await self._core.consumer_members()
+        ]
+
     def _feed_follower(self) -> _core.FeedFollower:
         return self._core.follow_feed()
 

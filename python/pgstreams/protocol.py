@@ -4,7 +4,7 @@ stores at run time (in-memory in tests and development, PostgreSQL in production
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -19,6 +19,7 @@ from .replay import ProgressCallback
 from .retention import RetentionPolicy, RetentionReport
 
 if TYPE_CHECKING:
+    from .consumers import CommitStrategy, Selector, Subscription
     from .transactions import Transaction
     from .workers import Handler, Worker, WorkerReport
 
@@ -49,6 +50,27 @@ class EventStore(Protocol):
         self, stream: str, events: Iterable[Event], *, expected_version: int | None = None
     ) -> AppendResult: ...
     def transaction(self, timeout: Seconds | None = None) -> Transaction: ...
+    def subscribe(
+        self,
+        selector: str | Selector,
+        group: str,
+        consumer_id: str,
+        *,
+        batch_size: int = 100,
+        commit: CommitStrategy = "after_batch",
+        commit_interval: Seconds = 5.0,
+        from_offset: int | None = None,
+        heartbeat_interval: Seconds = 10.0,
+        session_timeout: Seconds = 30.0,
+    ) -> Subscription: ...
+    async def run_consumer(
+        self,
+        handler: Callable[[StoredEvent], Awaitable[Any]],
+        selector: str | Selector,
+        group: str,
+        consumer_id: str,
+        **options: Any,
+    ) -> None: ...
     def worker(
         self,
         queue: str,

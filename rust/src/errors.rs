@@ -15,6 +15,7 @@ pyo3::import_exception!(pgstreams.errors, StoreTimeoutError);
 pyo3::import_exception!(pgstreams.errors, DatabaseError);
 pyo3::import_exception!(pgstreams.errors, InternalError);
 pyo3::import_exception!(pgstreams.errors, UndecodableEventError);
+pyo3::import_exception!(pgstreams.errors, ConsumerFencedError);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -39,6 +40,9 @@ pub enum CoreError {
     },
     #[error("{0}")]
     DuplicateEvent(String),
+    /// A consumer group member's commit after it lost its unit (migration 006).
+    #[error("{0}")]
+    Fenced(String),
     #[error("{0}")]
     Serialization(String),
     #[error("{0}")]
@@ -189,6 +193,7 @@ impl From<CoreError> for PyErr {
                 message,
             } => ConcurrencyError::new_err((stream, expected, actual, message)),
             CoreError::DuplicateEvent(m) => DuplicateEventError::new_err(m),
+            CoreError::Fenced(m) => ConsumerFencedError::new_err(m),
             CoreError::Serialization(m) => SerializationError::new_err(m),
             CoreError::Configuration(m) => ConfigurationError::new_err(m),
             CoreError::Closed => StoreClosedError::new_err("the store is closed"),

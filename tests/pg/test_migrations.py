@@ -47,7 +47,7 @@ async def test_fresh_schema_gets_the_seed_tables_and_indexes(
     migrator = DatabaseMigrator(pg_options)
     assert await migrator.get_current_version() == 0
     applied = await migrator.migrate()
-    assert applied == [m.version for m in load_migrations()] == [1, 3, 4, 5]
+    assert applied == [m.version for m in load_migrations()] == [1, 3, 4, 5, 6]
     assert await relations(pg_dsn, pg_options.schema_name) >= SEED_TABLES
     indexes = " | ".join(await index_definitions(pg_dsn, pg_options.schema_name))
     for needle in (
@@ -58,7 +58,7 @@ async def test_fresh_schema_gets_the_seed_tables_and_indexes(
         "(stream_name, stream_offset)",  # stream lookups
     ):
         assert needle in indexes
-    assert await migrator.get_current_version() == 5
+    assert await migrator.get_current_version() == 6
 
 
 async def test_second_migrate_applies_nothing(pg_options: PostgresOptions) -> None:
@@ -82,6 +82,7 @@ async def test_schema_version_rows_carry_description_time_and_checksum(
         (3, "Retention Policies", True, 64),
         (4, "Stream Configuration", True, 64),
         (5, "Transactions", True, 64),
+        (6, "Consumer Groups", True, 64),
     ]
 
 
@@ -91,10 +92,10 @@ async def test_eight_migrators_at_once_apply_each_migration_exactly_once(
     migrators = [DatabaseMigrator(pg_options) for _ in range(8)]
     results = await asyncio.gather(*(m.migrate() for m in migrators))
     applied = sorted(v for result in results for v in result)
-    assert applied == [1, 3, 4, 5]
+    assert applied == [1, 3, 4, 5, 6]
     assert sum(1 for r in results if r) == 1  # one process did all the work
     rows = await run_sql(pg_dsn, f'SELECT count(*) FROM "{pg_options.schema_name}".schema_version')
-    assert rows == [(4,)]
+    assert rows == [(5,)]
 
 
 def write_migrations(directory: Path, files: dict[str, str]) -> Path:
@@ -179,8 +180,8 @@ async def test_hand_recorded_row_is_accepted(pg_options: PostgresOptions, pg_dsn
     )
     rows = await run_sql(pg_dsn, f'SELECT * FROM "{schema}".schema_version ORDER BY version')
     assert [r[0] for r in rows] == [1, 3]
-    assert [m.version for m in await migrator.pending()] == [4, 5]
-    assert await migrator.migrate() == [4, 5]
+    assert [m.version for m in await migrator.pending()] == [4, 5, 6]
+    assert await migrator.migrate() == [4, 5, 6]
 
 
 async def pgstreams_execute(dsn: str, sql: str) -> None:
@@ -213,6 +214,7 @@ async def test_seed_repair_sql_works_verbatim_on_the_default_schema(pg_dsn: str)
             (3, "Retention Policies"),
             (4, "Stream Configuration"),
             (5, "Transactions"),
+            (6, "Consumer Groups"),
         ]
         assert rows[1][3] is None  # no checksum: recorded by hand, and accepted
         assert await migrator.migrate() == []
@@ -256,7 +258,7 @@ async def test_connect_with_auto_migrate_off_names_the_pending_migrations(
 async def test_script_for_a_dba_applies_cleanly(pg_options: PostgresOptions) -> None:
     migrator = DatabaseMigrator(pg_options)
     await pgstreams_execute(pg_options.connection_string, migrator.script())
-    assert await migrator.get_current_version() == 5
+    assert await migrator.get_current_version() == 6
     assert await migrator.pending() == []
 
 

@@ -6,6 +6,7 @@ pub mod append;
 pub mod configuration;
 pub mod connection;
 pub mod generic;
+pub mod groups;
 pub mod listener;
 pub mod migrate;
 pub mod offsets;

@@ -4,8 +4,8 @@
 //! gathers them. Python sends no SQL of its own: the other home of SQL is `migrations/`.
 
 use super::{
-    admin, append, configuration, listener, offsets, queue, queue_admin, read, retention, streams,
-    transaction,
+    admin, append, configuration, groups, listener, offsets, queue, queue_admin, read, retention,
+    streams, transaction,
 };
 
 pub struct Sql {
@@ -20,6 +20,7 @@ pub struct Sql {
     pub retention: retention::Statements,
     pub configuration: configuration::Statements,
     pub admin: admin::Statements,
+    pub groups: groups::Statements,
     pub transaction: transaction::Statements,
     pub notify_channel: String,
 }
@@ -38,6 +39,7 @@ impl Sql {
             retention: retention::Statements::new(&quoted),
             configuration: configuration::Statements::new(&quoted),
             admin: admin::Statements::new(&quoted),
+            groups: groups::Statements::new(&quoted),
             transaction: transaction::Statements::new(&quoted),
             notify_channel,
             schema: quoted,

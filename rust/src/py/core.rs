@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::config::{self, CoreConfig, RawCoreConfig};
 use crate::db::pgtypes::{JsonText, Micros};
 use crate::db::{
-    admin, append, configuration, connection, generic, migrate, offsets, query, queue, queue_admin,
-    read, retention, streams,
+    admin, append, configuration, connection, generic, groups, migrate, offsets, query, queue,
+    queue_admin, read, retention, streams,
 };
 use crate::errors::{ConfigurationError, CoreError};
 use crate::py::batch::{EventBatch, Receipts};
@@ -300,6 +300,93 @@ impl Core {
                 .query(&statement, &generic::as_params(&values))
                 .await?;
             Ok(TupleRows(rows))
+        })
+    }
+
+    /// A member's heartbeat (migration 006): the live members of its group, by id.
+    fn consumer_heartbeat<'py>(
+        &self,
+        py: Python<'py>,
+        selector: String,
+        group: String,
+        member: String,
+        session_timeout: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            let sql = &store.sql.groups;
+            groups::heartbeat(&client, sql, &selector, &group, &member, session_timeout).await
+        })
+    }
+
+    /// Takes or renews these units' leases: `[(unit, generation)]` of those now held.
+    fn consumer_acquire<'py>(
+        &self,
+        py: Python<'py>,
+        group: String,
+        member: String,
+        units: Vec<String>,
+        ttl: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            groups::acquire(&client, &store.sql.groups, &group, &member, &units, ttl).await
+        })
+    }
+
+    /// Gives up these units' leases (all, when None); how many there were.
+    #[pyo3(signature = (group, member, units = None))]
+    fn consumer_release<'py>(
+        &self,
+        py: Python<'py>,
+        group: String,
+        member: String,
+        units: Option<Vec<String>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            let sql = &store.sql.groups;
+            groups::release(&client, sql, &group, &member, units.as_deref()).await
+        })
+    }
+
+    fn consumer_leave<'py>(
+        &self,
+        py: Python<'py>,
+        selector: String,
+        group: String,
+        member: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            groups::leave(&client, &store.sql.groups, &selector, &group, &member).await
+        })
+    }
+
+    /// A member's fenced commit of a stream's offset (`stream` None: the feed's position).
+    fn commit_as_member<'py>(
+        &self,
+        py: Python<'py>,
+        stream: Option<String>,
+        group: String,
+        value: i64,
+        member: String,
+        generation: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            let sql = &store.sql.groups;
+            let stream = stream.as_deref();
+            groups::commit(&client, sql, stream, &group, value, &member, generation).await
+        })
+    }
+
+    /// `[(group, member, last heartbeat, [units held])]` of every registered member.
+    fn consumer_members<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(py, |store| async move {
+            let client = store.client().await?;
+            let statement = client.prepare_cached(&store.sql.groups.members).await?;
+            Ok(TupleRows(client.query(&statement, &[]).await?))
         })
     }
 
