@@ -15,7 +15,7 @@ from .configuration import (
     RetentionSettings,
     StreamConfiguration,
 )
-from .consumers import MemberInfo, Selector, Subscription
+from .consumers import Selector, Subscription
 from .errors import (
     ConcurrencyError,
     ConfigurationError,
@@ -34,7 +34,7 @@ from .events import AppendResult, DeadLetter, Event, QueuedEvent, StoredEvent
 from .health import ConsumerGroupHealth, Health, PoolHealth, QueueHealth, StreamHealth
 from .memory import InMemoryEventStore
 from .migrator import DatabaseMigrator
-from .offsets import OMITTED, ConsumerGroupInfo
+from .offsets import OMITTED, ConsumerGroupInfo, MemberInfo
 from .options import PostgresOptions
 from .postgres import PostgresEventStore, connect
 from .protocol import EventStore

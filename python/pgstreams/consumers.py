@@ -77,7 +77,7 @@ from .events import StoredEvent
 if TYPE_CHECKING:
     from .base import StoreBase
 
-__all__ = ["CommitStrategy", "MemberInfo", "Selector", "Subscription"]
+__all__ = ["CommitStrategy", "Selector", "Subscription"]
 
 log = logging.getLogger("pgstreams")
 
@@ -123,16 +123,6 @@ class Selector:
         if self.kind == "stream":
             return self.names[0]
         return f"{_KEY_MARK}{self.kind}:" + "\x00".join(self.names)
-
-
-@dataclass(frozen=True)
-class MemberInfo:
-    """A registered member of a consumer group: its id, the units it holds (stream names;
-    ``""`` for the global feed) and its last heartbeat."""
-
-    consumer_id: str
-    units: tuple[str, ...]
-    last_heartbeat: Any
 
 
 def owner(unit: str, members: list[str]) -> str:

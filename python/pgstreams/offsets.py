@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final, Literal
 
@@ -42,6 +42,17 @@ CommitOutcome = tuple[Literal["committed", "behind", "past_end", "conflict"], in
 
 
 @dataclass(frozen=True)
+class MemberInfo:
+    """A registered member of a consumer group (``store.subscribe``): its id, the units it
+    holds (stream names; ``""`` for the global feed; none for a member standing by) and its
+    last heartbeat."""
+
+    consumer_id: str
+    units: tuple[str, ...]
+    last_heartbeat: datetime
+
+
+@dataclass(frozen=True)
 class ConsumerGroupInfo:
     """A consumer group's progress. On a stream: ``committed_offset`` (the next offset it
     reads) and ``lag`` (the stream's next offset minus it). On the global feed (``stream``
@@ -54,6 +65,8 @@ class ConsumerGroupInfo:
     committed_position: int | None
     lag: int
     updated_at: datetime
+    members: tuple[MemberInfo, ...] = ()
+    """The group's registered members (subscribers), with what each holds."""
 
 
 def expectation(expected: int | Omitted | None, what: str) -> tuple[bool, int | None]:
@@ -156,7 +169,11 @@ class OffsetsApi(Backend):
         if stream is not None:
             check.check_stream(stream)
         self._check_open()
-        return await self._consumer_groups(stream)
+        groups = await self._consumer_groups(stream)
+        members: dict[str, list[MemberInfo]] = {}
+        for group, member, heartbeat, units in await self._consumer_members():
+            members.setdefault(group, []).append(MemberInfo(member, tuple(units), heartbeat))
+        return [replace(g, members=tuple(members.get(g.group, ()))) for g in groups]
 
     async def commit_position(
         self, group: str, position: int, *, expected: int | Omitted | None = OMITTED

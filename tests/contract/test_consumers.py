@@ -193,3 +193,18 @@ async def test_subscription_arguments_are_checked(store: Any) -> None:
     sub = store.subscribe("s", "g", "m")
     with pytest.raises(ConfigurationError, match="async with"):
         aiter(sub)
+
+
+async def test_consumer_groups_list_their_members_and_what_they_hold(store: Any) -> None:
+    stream = name("s")
+    await store.append_batch(stream, events(2))
+    async with store.subscribe(stream, "g", "holder", **FAST) as sub:
+        await take(sub, 2)
+        await sub.commit()
+        [info] = await store.list_consumer_groups(stream)
+        [member] = info.members
+        assert (info.group, info.committed_offset) == ("g", 2)
+        assert (member.consumer_id, member.units) == ("holder", (stream,))
+        assert member.last_heartbeat is not None
+    [info] = await store.list_consumer_groups(stream)
+    assert info.members == ()  # left: deregistered
