@@ -63,7 +63,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
@@ -73,6 +73,7 @@ from . import validation as check
 from .durations import to_seconds
 from .errors import ConfigurationError, ConsumerFencedError, SerializationError
 from .events import StoredEvent
+from .paging import EventPage, last_position, offset_after, paginate
 
 if TYPE_CHECKING:
     from .base import StoreBase
@@ -203,6 +204,8 @@ class Subscription:
         self._units: dict[str, _Unit] = {}
         self._rebalanced = asyncio.Event()
         self._in_hand: str | None = None  # the unit of the event the caller handles now
+        self._release_wanted = False  # some unit waits to be given up
+        self._committing: asyncio.Future[None] | None = None  # an after-batch commit
         self._heartbeats: asyncio.Task[None] | None = None
         self._last_commit = time.monotonic()
         self._entered = False
@@ -284,6 +287,7 @@ class Subscription:
         wanted = [u for u in await self._candidate_units() if owner(u, members) == self.consumer_id]
         for name, unit in self._units.items():
             unit.releasing = name not in wanted
+            self._release_wanted |= unit.releasing
         # Units being given up are renewed too, until the reader has let them go.
         held = dict(
             await store._consumer_acquire(
@@ -333,6 +337,9 @@ class Subscription:
         releasing = [
             name for name, unit in self._units.items() if unit.releasing and name != self._in_hand
         ]
+        self._release_wanted = any(
+            unit.releasing for name, unit in self._units.items() if name not in releasing
+        )
         if not releasing:
             return
         if self.commit_strategy != "manual":
@@ -351,50 +358,90 @@ class Subscription:
         return self._events()
 
     async def _events(self) -> AsyncIterator[StoredEvent]:
-        store = self._store
-        follower = store._feed_follower()
+        follower = self._store._feed_follower()
         after_each = self.commit_strategy == "after_each"
-        while True:
-            seen = follower.generation()
-            read_any = False
-            for unit in list(self._units.values()):
-                await self._between_steps()
-                if unit.releasing or self._units.get(unit.name) is not unit:
-                    continue
-                if self.commit_strategy == "after_batch":
-                    await self._commit_done(raise_fenced=False)
-                batch = await self._read(unit)
-                for event in batch:
-                    if unit.releasing or self._units.get(unit.name) is not unit:
-                        break  # given up or lost meanwhile: the rest is another member's
-                    read_any = True
-                    progress = event.offset + 1 if self._by_offset else event.position
-                    unit.next = unit.yielded = progress
-                    self._in_hand = unit.name
-                    try:
-                        yield event
-                    finally:  # resumed, or closed by a `break` out of the caller's loop
-                        self._in_hand = None
-                    unit.done = progress  # the next event is asked for: this one is handled
-                    if after_each:
-                        await self._commit_done(raise_fenced=False)
+        after_batch = self.commit_strategy == "after_batch"
+        # Per unit, a reader that pages ahead (the next page is read while this one is
+        # handled); kept across rounds, dropped once caught up or when the unit goes.
+        readers: dict[str, tuple[_Unit, AsyncGenerator[StoredEvent, None]]] = {}
+        try:
+            while True:
+                seen = follower.generation()
+                read_any = False
+                for unit in list(self._units.values()):
                     await self._between_steps()
-            if not read_any:
-                await self._idle(follower, seen)
+                    if not self._holds(unit):
+                        continue
+                    held = readers.get(unit.name)
+                    if held is None or held[0] is not unit:
+                        if held is not None:
+                            await held[1].aclose()
+                        held = readers[unit.name] = (unit, self._reader(unit))
+                    taken = 0
+                    async for event in held[1]:
+                        if not self._holds(unit):
+                            break  # given up or lost meanwhile: the rest is another member's
+                        read_any = True
+                        taken += 1
+                        progress = event.offset + 1 if self._by_offset else event.position
+                        unit.next = unit.yielded = progress
+                        self._in_hand = unit.name
+                        try:
+                            yield event
+                        finally:  # resumed, or closed by a `break` out of the caller's loop
+                            self._in_hand = None
+                        unit.done = progress  # the next is asked for: this one is handled
+                        if after_each:
+                            await self._commit_done(raise_fenced=False)
+                        if self._release_wanted or self._periodic_due():
+                            await self._between_steps()
+                        if taken == self.batch_size:
+                            break  # the next unit's turn
+                    else:
+                        del readers[unit.name]  # caught up: a fresh reader next round
+                        await held[1].aclose()
+                    if not self._holds(unit) and unit.name in readers:
+                        await readers.pop(unit.name)[1].aclose()
+                    if after_batch and taken:
+                        await self._commit_behind()
+                if not read_any:
+                    await self._idle(follower, seen)
+        finally:
+            for _, reader in readers.values():
+                await reader.aclose()
 
-    async def _read(self, unit: _Unit) -> list[StoredEvent]:
-        if self._by_offset:
-            reading = self._store.read_stream(unit.name, unit.next, max_count=self.batch_size)
-        else:
-            reading = self._store.read_all(unit.next, max_count=self.batch_size)
-        return [event async for event in reading]
+    async def _commit_behind(self) -> None:
+        """Commits what is handled while the reader goes on (one commit in flight at a time,
+        so commits stay in order): the round trip overlaps the next batch's handling."""
+        if self._committing is not None:
+            await self._committing
+        self._committing = asyncio.ensure_future(self._commit_done(raise_fenced=False))
+
+    def _holds(self, unit: _Unit) -> bool:
+        return not unit.releasing and self._units.get(unit.name) is unit
+
+    def _reader(self, unit: _Unit) -> AsyncGenerator[StoredEvent, None]:
+        """The unit's events from where reading goes on, a batch per round trip."""
+        store = self._store
+
+        def fetch(cursor: int, limit: int) -> Awaitable[EventPage]:
+            store._check_open()
+            if self._by_offset:
+                return store._read_stream(unit.name, cursor, limit)
+            return store._read_all(cursor, limit)
+
+        advance = offset_after if self._by_offset else last_position
+        return paginate(fetch, unit.next, advance, None, self.batch_size)
+
+    def _periodic_due(self) -> bool:
+        return (
+            self.commit_strategy == "periodic"
+            and time.monotonic() - self._last_commit >= self.commit_interval
+        )
 
     async def _between_steps(self) -> None:
         await self._release_pending()
-        if (
-            self.commit_strategy == "periodic"
-            and time.monotonic() - self._last_commit >= self.commit_interval
-        ):
+        if self._periodic_due():
             await self._commit_done(raise_fenced=False)
 
     async def _idle(self, follower: Any, seen: int) -> None:
@@ -422,6 +469,10 @@ class Subscription:
 
     async def _commit_done(self, *, raise_fenced: bool, only: list[str] | None = None) -> None:
         """Commits each unit's progress up to its last handled event."""
+        committing = self._committing
+        if committing is not None and committing is not asyncio.current_task():
+            self._committing = None
+            await committing  # the one in flight first: commits stay in order
         self._last_commit = time.monotonic()
         for name, unit in list(self._units.items()):
             if (only is not None and name not in only) or unit.done == unit.committed:

@@ -4,7 +4,7 @@ the same loop over a different query, each batch an ``EventPage``."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from .events import StoredEvent
@@ -84,7 +84,7 @@ async def paginate(
     advance: Callable[[EventPage], int],
     remaining: int | None,
     batch_size: int | Callable[[], Awaitable[int]],
-) -> AsyncIterator[StoredEvent]:
+) -> AsyncGenerator[StoredEvent, None]:
     """Yields the events of ``fetch(cursor, limit)`` page after page, moving ``cursor`` past
     the last row of each (``advance``), until a page comes back short or ``remaining`` events
     were given. ``batch_size`` may be a coroutine function, asked once when iteration starts.
