@@ -329,7 +329,7 @@ class Transaction:
         self,
         appends: list[tuple[str, EventBatch, int | None]],
         enqueues: list[tuple[str, EventBatch, float]],
-        commits: list[tuple[str | None, str, int, bool, int | None]],
+        commits: list[tuple[str | None, str, int, bool, int | None, tuple[str, int] | None]],
         acknowledgements: list[Receipts],
     ) -> Awaitable[tuple[list[tuple[list[int], list[int]]], list[int], list[bool], list[int]]]: ...
     def rollback(self) -> Awaitable[None]: ...

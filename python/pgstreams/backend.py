@@ -30,8 +30,8 @@ from .queue_stats import QueueStats, StreamMetadata
 # per acknowledgement.
 Flushed = tuple[list[tuple[list[int], list[int]]], list[int], list[bool], list[int]]
 # A staged offset or position commit: (stream or None for the feed, group, value,
-# check_expected, expected).
-StagedCommit = tuple[str | None, str, int, bool, int | None]
+# check_expected, expected, (member, generation) for a consumer group member's fenced commit).
+StagedCommit = tuple[str | None, str, int, bool, int | None, tuple[str, int] | None]
 
 
 class TransactionSession(Protocol):

@@ -77,6 +77,7 @@ from .paging import EventPage, last_position, offset_after, paginate
 
 if TYPE_CHECKING:
     from .base import StoreBase
+    from .transactions import Transaction
 
 __all__ = ["CommitStrategy", "Selector", "Subscription"]
 
@@ -466,6 +467,19 @@ class Subscription:
         for unit in self._units.values():
             unit.done = unit.yielded
         await self._commit_done(raise_fenced=True)
+
+    def commit_in(self, tx: Transaction) -> None:
+        """Stages the commit of every event yielded so far (the current one included) in the
+        store transaction ``tx``, fenced like ``commit()``: a handler's own writes and how far
+        it got then commit together, or not at all (``ConsumerFencedError`` from the
+        transaction if this member lost a unit meanwhile)."""
+        for unit in self._units.values():
+            unit.done = unit.yielded
+            if unit.yielded != unit.committed:
+                stream = unit.name if self._by_offset else None
+                tx._stage_member_commit(
+                    stream, self.group, unit.yielded, self.consumer_id, unit.generation
+                )
 
     async def _commit_done(self, *, raise_fenced: bool, only: list[str] | None = None) -> None:
         """Commits each unit's progress up to its last handled event."""

@@ -434,8 +434,16 @@ class InMemoryEventStore(StoreBase):
     ) -> bool:
         """``commit_offset_as_member()``/``commit_position_as_member()``: fenced, then
         forward only."""
-        unit = "" if stream is None else stream
-        lease = self._leases.get((group, unit))
+        self._check_fence(stream, group, member, generation)
+        if stream is None:
+            outcome = await self._commit_position(group, value, False, None)
+        else:
+            outcome = await self._commit_offset(stream, group, value, False, None, False)
+        return outcome[0] == "committed"
+
+    def _check_fence(self, stream: str | None, group: str, member: str, generation: int) -> None:
+        """``consumer_check_fence()``: the member must hold the unit under ``generation``."""
+        lease = self._leases.get((group, "" if stream is None else stream))
         if lease is None or lease[0] != member or lease[1] != generation:
             where = "the global feed" if stream is None else f"stream {stream!r}"
             holder = "nobody" if lease is None else repr(lease[0])
@@ -444,11 +452,6 @@ class InMemoryEventStore(StoreBase):
                 f"{generation}; now {holder} of generation {'-' if lease is None else lease[1]}): "
                 "it was evicted or the group rebalanced, and its commit was refused"
             )
-        if stream is None:
-            outcome = await self._commit_position(group, value, False, None)
-        else:
-            outcome = await self._commit_offset(stream, group, value, False, None, False)
-        return outcome[0] == "committed"
 
     async def _consumer_members(self) -> list[tuple[str, str, datetime, list[str]]]:
         return [

@@ -70,7 +70,7 @@ class MemoryTransaction:
         # Everything holds: apply, in the order PostgreSQL flushes.
         moved = [False] * len(commits)
         for index in commit_order:
-            stream, group, value, _, _ = commits[index]
+            stream, group, value, _, _, _ = commits[index]
             if stream is None:
                 outcome = await store._commit_position(group, value, False, None)
             else:
@@ -104,7 +104,9 @@ class MemoryTransaction:
         store = self._store
         offsets: dict[tuple[str, str], int | None] = {}
         positions: dict[str, int | None] = {}
-        for stream, group, value, check_expected, expected in commits:
+        for stream, group, value, check_expected, expected, fence in commits:
+            if fence is not None:
+                store._check_fence(stream, group, *fence)
             if stream is None:
                 head = store._last_position
                 if value > head:

@@ -274,7 +274,7 @@ class Transaction:
         check.check_int(offset, "offset", minimum=0)
         check_expected, value = expectation(expected, "offset")
         self._check_staging()
-        return self._stage_commit((stream, group, offset, check_expected, value))
+        return self._stage_commit((stream, group, offset, check_expected, value, None))
 
     def commit_position(
         self, group: str, position: int, *, expected: int | Omitted | None = OMITTED
@@ -284,10 +284,17 @@ class Transaction:
         check.check_int(position, "position", minimum=0)
         check_expected, value = expectation(expected, "position")
         self._check_staging()
-        return self._stage_commit((None, group, position, check_expected, value))
+        return self._stage_commit((None, group, position, check_expected, value, None))
+
+    def _stage_member_commit(
+        self, stream: str | None, group: str, value: int, member: str, generation: int
+    ) -> Staged[bool]:
+        """A consumer group member's commit, fenced (``Subscription.commit_in``)."""
+        self._check_staging()
+        return self._stage_commit((stream, group, value, False, None, (member, generation)))
 
     def _stage_commit(self, commit: StagedCommit) -> Staged[bool]:
-        stream, group, value, _, _ = commit
+        stream, group, value, _, _, _ = commit
         where = "the global feed" if stream is None else repr(stream)
         handle: Staged[bool] = Staged(f"commit of group {group!r} on {where} to {value}")
         self._commits.append(commit)

@@ -208,3 +208,35 @@ async def test_consumer_groups_list_their_members_and_what_they_hold(store: Any)
         assert member.last_heartbeat is not None
     [info] = await store.list_consumer_groups(stream)
     assert info.members == ()  # left: deregistered
+
+
+async def test_a_handler_commits_its_writes_and_its_progress_in_one_transaction(
+    store: Any,
+) -> None:
+    source, projection = name("src"), name("proj")
+    await store.append_batch(source, events(3))
+    async with store.subscribe(source, "projector", "p-1", commit="manual", **FAST) as sub:
+        async for event in sub:
+            async with store.transaction() as tx:
+                tx.append(projection, Event("Projected", {"from": event.offset}))
+                sub.commit_in(tx)
+            if event.offset == 2:
+                break
+    assert await store.get_committed_offset(source, "projector") == 3
+    assert await store.get_stream_version(projection) == 2
+
+
+async def test_an_evicted_members_transaction_is_fenced_whole(store: Any) -> None:
+    source, projection = name("src"), name("proj")
+    await store.append_batch(source, events(2))
+    async with store.subscribe(source, "g", "a", commit="manual", **FAST) as stalled:
+        [event] = await take(stalled, 1)
+        assert stalled._heartbeats is not None
+        stalled._heartbeats.cancel()
+        async with store.subscribe(source, "g", "b", **FAST) as successor:
+            await take(successor, 1)  # b holds the stream now
+            with pytest.raises(ConsumerFencedError):
+                async with store.transaction() as tx:
+                    tx.append(projection, Event("Projected", {"from": event.offset}))
+                    stalled.commit_in(tx)
+    assert await store.get_stream_version(projection) == -1

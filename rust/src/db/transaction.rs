@@ -74,6 +74,9 @@ pub struct StagedCommit {
     pub value: i64,
     pub check_expected: bool,
     pub expected: Option<i64>,
+    /// A consumer group member's commit: `(member, generation)`, fenced like the member's
+    /// own commits (migration 006; `expected` is not checked then).
+    pub fence: Option<(String, i64)>,
 }
 
 /// Everything a transaction staged, in call order per kind.
@@ -129,9 +132,13 @@ pub async fn flush_and_commit(
         .collect();
 
     // Prepared first (cached per connection: a round trip only the first time).
-    let (commit_offset, commit_position, acknowledge, enqueue, append) = tokio::try_join!(
+    let (commit_offset, commit_position, member_offset, member_position) = tokio::try_join!(
         client.prepare_cached(&sql.transaction.commit_offset),
         client.prepare_cached(&sql.transaction.commit_position),
+        client.prepare_cached(&sql.groups.commit_offset),
+        client.prepare_cached(&sql.groups.commit_position),
+    )?;
+    let (acknowledge, enqueue, append) = tokio::try_join!(
         client.prepare_cached(&sql.queue.acknowledge),
         client.prepare_cached(&sql.queue.enqueue),
         client.prepare_cached(&sql.transaction.append),
@@ -142,14 +149,22 @@ pub async fn flush_and_commit(
     });
     let commits = join_all(commit_order.iter().map(|&i| {
         let c = &staged.commits[i];
-        let (statement, params): (_, Vec<&(dyn ToSql + Sync)>) = match &c.stream {
-            Some(stream) => (
+        let (statement, params): (_, Vec<&(dyn ToSql + Sync)>) = match (&c.stream, &c.fence) {
+            (Some(stream), None) => (
                 &commit_offset,
                 vec![stream, &c.group, &c.value, &c.check_expected, &c.expected],
             ),
-            None => (
+            (None, None) => (
                 &commit_position,
                 vec![&c.group, &c.value, &c.check_expected, &c.expected],
+            ),
+            (Some(stream), Some((member, generation))) => (
+                &member_offset,
+                vec![stream, &c.group, &c.value, member, generation],
+            ),
+            (None, Some((member, generation))) => (
+                &member_position,
+                vec![&c.group, &c.value, member, generation],
             ),
         };
         async move { client.query_one(statement, &params).await }
@@ -303,6 +318,7 @@ fn transaction_error(error: tokio_postgres::Error) -> CoreError {
             }
         }
         "PS422" => CoreError::Configuration(db.message().to_owned()),
+        "PS410" => CoreError::Fenced(db.message().to_owned()),
         _ if db.code() == &SqlState::UNIQUE_VIOLATION
             && db.constraint() == Some("events_event_id_key") =>
         {

@@ -23,8 +23,15 @@ use crate::py::{bridge, codec};
 use crate::store::{PooledConnection, Store};
 
 /// A staged commit as Python passes it: `(stream or None for the feed, group, offset or
-/// position, check_expected, expected)`.
-type CommitArgs = (Option<String>, String, i64, bool, Option<i64>);
+/// position, check_expected, expected, (member, generation) or None)`.
+type CommitArgs = (
+    Option<String>,
+    String,
+    i64,
+    bool,
+    Option<i64>,
+    Option<(String, i64)>,
+);
 
 struct Held(Option<PooledConnection>);
 
@@ -157,12 +164,13 @@ impl Transaction {
             commits: commits
                 .into_iter()
                 .map(
-                    |(stream, group, value, check_expected, expected)| StagedCommit {
+                    |(stream, group, value, check_expected, expected, fence)| StagedCommit {
                         stream,
                         group,
                         value,
                         check_expected,
                         expected,
+                        fence,
                     },
                 )
                 .collect(),
