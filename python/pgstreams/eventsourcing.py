@@ -37,12 +37,16 @@ daemon thread and every recorder call waits there for its coroutine.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
+import concurrent.futures
 import contextlib
 import itertools
 import os
+import sys
 import threading
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, ClassVar, Final, Literal, TypeVar, cast
 
@@ -95,6 +99,9 @@ EVENT_ID_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "pgstreams:eventsourc
 """The namespace of the event ids: ``uuid5(EVENT_ID_NAMESPACE, f"{stream}:{version}")``."""
 
 TRACKING_TABLE: Final = "eventsourcing_tracking"
+
+# How many events a notification read asks for once other recorders' events were in its way.
+FOREIGN_PAGE: Final = 500
 
 # The stream name is the events name, this separator, then the originator id. Names may not
 # contain it, so no application's streams start with another application's prefix.
@@ -180,11 +187,13 @@ class PgStreamsDatastore:
         self._pid = os.getpid()
         self._closed = False
         self._close_lock = threading.Lock()
+        self._pending: set[concurrent.futures.Future[Any]] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="pgstreams-eventsourcing", daemon=True
         )
         self._thread.start()
+        _OPEN_DATASTORES.add(self)
         self.memory_tracking = _MemoryTracking()
         self._tracking_table_created = False
         try:
@@ -217,19 +226,37 @@ class PgStreamsDatastore:
                 f"this pgstreams datastore was made in process {self._pid} and cannot be used "
                 f"in the forked process {os.getpid()}: make the application in the child"
             )
-        if self._closed:
-            coroutine.close()
-            raise InterfaceError("the pgstreams datastore is closed")
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        with self._close_lock:
+            if self._closed:
+                coroutine.close()
+                raise InterfaceError("the pgstreams datastore is closed")
+            future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+            self._pending.add(future)
         try:
             return future.result()
         except errors.EventStreamingError as error:
             raise translate_error(error) from error
+        except concurrent.futures.CancelledError:
+            if self._closed:
+                raise InterfaceError("the pgstreams datastore was closed during the call") from None
+            raise
         except BaseException:
             # Interrupted while waiting (KeyboardInterrupt): cancel the work too; pgstreams
             # calls are safe to cancel at any instant.
             future.cancel()
             raise
+        finally:
+            with self._close_lock:
+                self._pending.discard(future)
+
+    def submit(self, coroutine: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
+        """Starts ``coroutine`` on the store's loop without waiting (background work that
+        ``close`` cancels)."""
+        with self._close_lock:
+            if self._closed or os.getpid() != self._pid:
+                coroutine.close()
+                raise InterfaceError("the pgstreams datastore is closed")
+            return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
     async def create_tracking_table(self) -> None:
         """Creates the tracking table if missing (once per datastore; idempotent)."""
@@ -253,29 +280,47 @@ class PgStreamsDatastore:
         self._tracking_table_created = True
 
     def close(self) -> None:
-        """Closes the store and stops the loop. Idempotent; a no-op in a forked child."""
+        """Closes the store and stops the loop; calls still running raise ``InterfaceError``.
+        Idempotent; a no-op in a forked child."""
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
-        if os.getpid() != self._pid or not self._thread.is_alive():
-            return
-        store = getattr(self, "store", None)
+        if os.getpid() != self._pid or not self._thread.is_alive() or sys.is_finalizing():
+            return  # (finalizing: the loop's thread cannot run any more; nothing to wait for)
         if threading.current_thread() is self._thread:
             # Collected on the loop's own thread: it cannot wait for itself.
-            if store is not None:
-                self._loop.create_task(store.close())
-            self._loop.call_soon(self._loop.stop)
+            task = self._loop.create_task(self._shut_down())
+            task.add_done_callback(lambda _: self._loop.stop())
             return
-        if store is not None:
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(store.close(), self._loop).result(timeout=30)
+        with contextlib.suppress(Exception):
+            shutting_down = asyncio.run_coroutine_threadsafe(self._shut_down(), self._loop)
+            shutting_down.result(timeout=30)
         self._stop_loop()
+
+    async def _shut_down(self) -> None:
+        """Closes the store, then cancels the calls still running, so no caller waits for a
+        loop about to stop."""
+        store = getattr(self, "store", None)
+        try:
+            if store is not None:
+                await store.close()
+        finally:
+            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
     def _stop_loop(self) -> None:
         self._closed = True
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
+        # A call submitted as the loop stopped never started: it must not wait forever.
+        with self._close_lock:
+            stranded = list(self._pending)
+        for future in stranded:
+            future.cancel()
         if not self._thread.is_alive():
             self._loop.close()
 
@@ -283,6 +328,17 @@ class PgStreamsDatastore:
         # An application that is never closed still lets go of its connections when collected.
         with contextlib.suppress(Exception):
             self.close()
+
+
+_OPEN_DATASTORES: weakref.WeakSet[PgStreamsDatastore] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_datastores() -> None:
+    """Closes the datastores still open at exit, while their loops' threads can still run
+    (registered after pgstreams' own shutdown, so it runs before it)."""
+    for datastore in list(_OPEN_DATASTORES):
+        datastore.close()
 
 
 # ---------------------------------------------------------------------------------- recorders
@@ -444,10 +500,12 @@ class PgStreamsAggregateRecorder(PgStreamsRecorder, AggregateRecorder):
     ) -> list[StoredEvent]:
         # The whole stream is read and filtered here: pgstreams indexes offsets, not
         # originator versions, and the two need not move together (snapshots skip versions,
-        # an older snapshot may be taken after a newer one, any unused version is accepted),
-        # so no read of part of a stream can prove it found every version in a range. An
-        # aggregate's stream is short (snapshots exist to keep it so), and one read fetches
-        # read_batch_size events per round trip.
+        # an older snapshot may be taken after a newer one, any unused version is accepted,
+        # in any order), so no read of part of a stream can prove it found every version of
+        # a range: even when the first and last events look dense, a version above the range
+        # can sit at an earlier offset. One read fetches read_batch_size events per round
+        # trip, so an aggregate of up to that many events costs one read; the price is that
+        # loading from a snapshot (gt=) still fetches the events before it.
         if limit is not None and limit <= 0:
             return []
         stream = self.stream_name(originator_id)
@@ -523,41 +581,69 @@ class PgStreamsApplicationRecorder(PgStreamsAggregateRecorder, ApplicationRecord
         after = -1 if start is None else max(start - 1 if inclusive_of_start else start, -1)
         if limit <= 0 or (stop is not None and stop <= after):
             return []
-        events = self.datastore.store.read_all(
-            after_position=after,
-            max_count=limit,
-            event_types=list(topics) or None,
-            stream_prefix=self.stream_prefix,
-            until_position=stop,
+        # The feed is read in position order and this recorder's streams are picked out here,
+        # not by read_all(stream_prefix=...): a prefix that matches most of the feed (an
+        # application alone in its schema, the usual case) is planned, on statistics older
+        # than the events, as a scan of every stream of the prefix and a sort, not as the
+        # position index's first `limit` rows. Topics are filtered in SQL (the type index
+        # hands back rows in position order).
+        store = self.datastore.store
+        event_types = list(topics) or None
+        selected: list[Notification] = []
+        # An aggregate's events sit together in the feed: parse each stream's id once.
+        originator_ids: dict[str, uuid.UUID | str] = {}
+        count = limit
+        while True:
+            page = [
+                event
+                async for event in store.read_all(
+                    after_position=after,
+                    max_count=count,
+                    event_types=event_types,
+                    until_position=stop,
+                )
+            ]
+            for event in page:
+                if event.stream.startswith(self.stream_prefix):
+                    selected.append(self._notification(event, originator_ids))
+                    if len(selected) == limit:
+                        return selected
+            if len(page) < count:
+                return selected  # the end of the feed (or of the range)
+            after = page[-1].position
+            # Other applications' events are in the way: read further ahead per round trip.
+            count = max(limit - len(selected), FOREIGN_PAGE)
+
+    def _notification(
+        self, event: PgStoredEvent, originator_ids: dict[str, uuid.UUID | str]
+    ) -> Notification:
+        originator_id = originator_ids.get(event.stream)
+        if originator_id is None:
+            originator_id = originator_ids[event.stream] = self.originator_id(event.stream)
+        return Notification(
+            id=event.position,
+            originator_id=originator_id,
+            originator_version=self.originator_version(event),
+            topic=event.type,
+            state=self.state(event),
         )
-        return [
-            Notification(
-                id=event.position,
-                originator_id=self.originator_id(event.stream),
-                originator_version=self.originator_version(event),
-                topic=event.type,
-                state=self.state(event),
-            )
-            async for event in events
-        ]
 
     def max_notification_id(self) -> int | None:
         return self.datastore.run(self._max_notification_id())
 
     async def _max_notification_id(self) -> int | None:
-        # The feed's head is the newest event of any application (or of a snapshot): look for
-        # this recorder's newest below it in windows growing eightfold, so the usual case (an
-        # application alone in its schema, or writing recently) is one short indexed read.
+        # The feed's head is the newest event of any recorder in the schema: look for this
+        # one's newest below it in windows growing eightfold, so the usual case (an
+        # application alone in its schema, or one that wrote last) is one read of one event.
         store = self.datastore.store
         upper = await store.get_head_position()
         window = 1
         while upper > 0:
             lower = max(upper - window, 0)
             newest = None
-            async for event in store.read_all(
-                after_position=lower, stream_prefix=self.stream_prefix, until_position=upper
-            ):
-                newest = event.position
+            async for event in store.read_all(after_position=lower, until_position=upper):
+                if event.stream.startswith(self.stream_prefix):
+                    newest = event.position
             if newest is not None:
                 return newest
             upper = lower
@@ -586,10 +672,9 @@ class PgStreamsApplicationRecorder(PgStreamsAggregateRecorder, ApplicationRecord
 
 class PgStreamsSubscription(ListenNotifySubscription[PgStreamsApplicationRecorder]):
     """Notifications after ``gt``, then new ones as they are recorded. Inserts through this
-    recorder wake it at once; those of other recorders and processes are seen within
-    ``poll_interval`` seconds (pgstreams does not announce appends to persistent streams)."""
-
-    poll_interval: ClassVar[float] = 0.1
+    recorder wake it at once; any other append to the store (another recorder, another
+    process) wakes it through ``read_all(follow=True)``: pgstreams' notification of appends,
+    with polling as its fallback."""
 
     def __init__(
         self,
@@ -597,26 +682,36 @@ class PgStreamsSubscription(ListenNotifySubscription[PgStreamsApplicationRecorde
         gt: int | None = None,
         topics: Sequence[str] = (),
     ) -> None:
+        # Before the base class starts the puller, whose failure calls stop().
+        self._watching: concurrent.futures.Future[None] | None = None
         super().__init__(recorder=recorder, gt=gt, topics=topics)
-        self._poll_stopped = threading.Event()
         self._recorder.listen(self._has_been_notified)
-        self._poll_thread = threading.Thread(target=self._poll, daemon=True)
-        self._poll_thread.start()
+        datastore = self._recorder.datastore
+        try:
+            self._watching = datastore.submit(self._watch_appends(datastore.store))
+        except BaseException:
+            self.stop()
+            raise
 
-    def _poll(self) -> None:
-        while not self._poll_stopped.wait(self.poll_interval):
+    async def _watch_appends(self, store: Store) -> None:
+        """Wakes the puller (``_has_been_notified``) whenever the feed moves."""
+        try:
+            while not self._has_been_stopped:
+                head = await store.get_head_position()
+                # Everything up to the head is read by the pull this wakes (the puller clears
+                # the flag before it reads), so only appends after it need watching.
+                self._has_been_notified.set()
+                async for _ in store.read_all(after_position=head, follow=True, max_count=1):
+                    pass
+        finally:
+            # Stopped, or the store failed or closed: let the puller run (and raise) once more.
             self._has_been_notified.set()
 
     def stop(self) -> None:
         super().stop()
-        self._poll_stopped.set()
         self._recorder.unlisten(self._has_been_notified)
-
-    def __exit__(self, *args: object, **kwargs: Any) -> None:
-        try:
-            super().__exit__(*args, **kwargs)
-        finally:
-            self._poll_thread.join()
+        if self._watching is not None:
+            self._watching.cancel()
 
 
 class PgStreamsTrackingRecorder(PgStreamsRecorder, TrackingRecorder):
@@ -647,10 +742,10 @@ class PgStreamsTrackingRecorder(PgStreamsRecorder, TrackingRecorder):
         store = self.datastore.store
         if self.datastore.is_postgres:
 
-            async def insert_tracking_row(tx: Transaction) -> None:
-                await self._insert_tracking_row(tx, tracking)
+            async def track(tx: Transaction) -> None:
+                await self.insert_tracking_row(tx, tracking)
 
-            return await write(store, runs, insert_tracking_row)
+            return await write(store, runs, track)
         # The in-memory store has no SQL: check, write the events, then record, all under
         # the lock, so no other insert of the same tracking can pass the check meanwhile.
         memory = self.datastore.memory_tracking
@@ -660,9 +755,13 @@ class PgStreamsTrackingRecorder(PgStreamsRecorder, TrackingRecorder):
             memory.record(self.tracking_name, tracking)
         return positions
 
-    async def _insert_tracking_row(self, tx: Transaction, tracking: Tracking) -> None:
+    async def insert_tracking_row(self, tx: Transaction, tracking: Tracking) -> None:
+        """Records ``tracking`` in the transaction ``tx`` (PostgreSQL), or raises
+        ``IntegrityError`` (which rolls ``tx`` back) when its notification id is not above the
+        one recorded. A materialized view subclassing this recorder updates its own tables
+        with ``tx.execute`` and calls this in the same transaction: exactly once."""
         # One statement: a new row, or the row raised to a higher notification id; no row
-        # touched means it was not higher, and raising here rolls the transaction back.
+        # touched means it was not higher.
         updated = await tx.execute(
             f"INSERT INTO {self.datastore.tracking_table} AS t "
             "(tracking_name, application_name, notification_id) VALUES ($1, $2, $3) "
