@@ -13,6 +13,7 @@ on by the next call.
 from __future__ import annotations
 
 import logging
+import time
 from abc import abstractmethod
 from datetime import UTC, datetime
 
@@ -63,6 +64,11 @@ def log_dropped_message(message_id: object, stream: str) -> None:
         message_id,
         stream,
     )
+
+
+# How long a stream's configured read batch size is remembered, and for how many streams.
+BATCH_SIZE_TTL = 5.0
+BATCH_SIZE_CACHE_LIMIT = 10_000
 
 
 class OperationsApi(Backend):
@@ -167,6 +173,7 @@ class OperationsApi(Backend):
             )
         self._check_open()
         await self._set_stream_configuration(configuration)
+        self._forget_batch_size(configuration.stream_name)
 
     async def get_stream_configuration(self, stream: str) -> StreamConfiguration | None:
         check.check_stream(stream)
@@ -183,14 +190,37 @@ class OperationsApi(Backend):
         deliveries again); False when there was none."""
         check.check_stream(stream)
         self._check_open()
-        return await self._delete_stream_configuration(stream)
+        deleted = await self._delete_stream_configuration(stream)
+        self._forget_batch_size(stream)
+        return deleted
 
     async def _configured_read_batch_size(self, stream: str) -> int | None:
         """The stream's configured ``performance.batch_size``, or None (then reads use the
-        store's ``read_batch_size``)."""
+        store's ``read_batch_size``). Remembered for ``BATCH_SIZE_TTL`` seconds: a read does
+        not pay a lookup each time (this store's own configuration changes apply at once,
+        another process's within the TTL)."""
         self._check_open()
+        remembered = self._batch_sizes()
+        now = time.monotonic()
+        held = remembered.get(stream)
+        if held is not None and held[1] > now:
+            return held[0]
         configuration = await self._stream_configuration(stream)
-        return None if configuration is None else configuration.performance.batch_size
+        size = None if configuration is None else configuration.performance.batch_size
+        if len(remembered) >= BATCH_SIZE_CACHE_LIMIT:
+            remembered.clear()  # bounded: a store reading millions of streams keeps no list
+        remembered[stream] = (size, now + BATCH_SIZE_TTL)
+        return size
+
+    def _batch_sizes(self) -> dict[str, tuple[int | None, float]]:
+        cache: dict[str, tuple[int | None, float]] | None = getattr(self, "_batch_size_cache", None)
+        if cache is None:
+            cache = {}
+            self._batch_size_cache = cache
+        return cache
+
+    def _forget_batch_size(self, stream: str) -> None:
+        self._batch_sizes().pop(stream, None)
 
     # ------------------------------------------------------------------ stream administration
 
@@ -203,6 +233,7 @@ class OperationsApi(Backend):
         check.check_stream(stream)
         self._check_open()
         marked = await self._mark_stream_deleted(stream)
+        self._forget_batch_size(stream)  # its configuration went with it
         if marked is None:
             return 0
         first_offset, deleted_version = marked

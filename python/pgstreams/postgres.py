@@ -101,7 +101,7 @@ class PostgresEventStore(StoreBase):
         return self._core.follow_feed()
 
     async def _begin(self, idle_limit: float | None) -> _core.Transaction:
-        return await self._core.begin(idle_limit)
+        return self._core.begin(idle_limit)
 
     def _default_transaction_timeout(self) -> float | None:
         return self.options.command_timeout

@@ -88,6 +88,15 @@ pub struct Staged {
     pub acknowledgements: Vec<Vec<Receipt>>,
 }
 
+impl Staged {
+    pub fn is_empty(&self) -> bool {
+        self.appends.is_empty()
+            && self.enqueues.is_empty()
+            && self.commits.is_empty()
+            && self.acknowledgements.is_empty()
+    }
+}
+
 /// The results, in call order per kind: what each append wrote, how many each enqueue
 /// inserted, whether each commit moved its group, how many each acknowledgement deleted.
 pub struct Flushed {
@@ -112,6 +121,7 @@ pub async fn flush_and_commit(
     sql: &Sql,
     staged: &Staged,
     notify: bool,
+    begin: Option<&str>,
 ) -> CoreResult<Flushed> {
     let all_ids: Vec<_> = staged
         .appends
@@ -232,7 +242,16 @@ pub async fn flush_and_commit(
         client.query_one(&append, &params).await.map(Some)
     };
 
-    let (commits, acknowledgements, enqueues, appended, committed) = tokio::join!(
+    // BEGIN (when no statement of the caller's sent it already), the work, COMMIT: one round
+    // trip.
+    let begun = async {
+        match begin {
+            Some(sql) => client.batch_execute(sql).await,
+            None => Ok(()),
+        }
+    };
+    let (begun, commits, acknowledgements, enqueues, appended, committed) = tokio::join!(
+        begun,
         commits,
         acknowledgements,
         enqueues,
@@ -241,6 +260,7 @@ pub async fn flush_and_commit(
     );
 
     // The first failure in the order sent is the cause.
+    begun?;
     let mut commit_results = vec![false; staged.commits.len()];
     for (&index, row) in commit_order.iter().zip(commits) {
         commit_results[index] = row.map_err(transaction_error)?.get(0);

@@ -399,12 +399,13 @@ impl Core {
     /// Begins a transaction (`py::transaction`); `idle_limit` in seconds bounds how long it
     /// may sit idle between statements (the server ends it then).
     #[pyo3(signature = (idle_limit = None))]
-    fn begin<'py>(&self, py: Python<'py>, idle_limit: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn begin(&self, idle_limit: Option<f64>) -> PyResult<transaction::Transaction> {
         let idle_limit_ms = idle_limit
             .map(|s| config::duration("timeout", s, false, config::MAX_STATEMENT_TIMEOUT_SECONDS))
             .transpose()?
             .map(|d| d.as_millis().max(1) as u64);
-        self.spawn(py, move |store| transaction::begin(store, idle_limit_ms))
+        self.store.check_usable()?;
+        Ok(transaction::begin(Arc::clone(&self.store), idle_limit_ms))
     }
 
     #[pyo3(signature = (stream, batch, expected_version = None))]

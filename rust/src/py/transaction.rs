@@ -33,14 +33,49 @@ type CommitArgs = (
     Option<(String, i64)>,
 );
 
-struct Held(Option<PooledConnection>);
+/// The transaction's connection, and its `BEGIN` while not sent yet. The connection is taken
+/// from the pool at the first statement (the caller's, or the flush at commit) and `BEGIN`
+/// goes out in the same round trip, so a transaction costs no round trip of its own.
+struct Held {
+    connection: Option<PooledConnection>,
+    begin: Option<String>,
+    /// The connection was taken (after that, no connection means the transaction is over).
+    taken: bool,
+}
+
+impl Held {
+    /// The connection (taken from the pool on first use), out of the holder.
+    async fn take(&mut self, store: &Store) -> CoreResult<PooledConnection> {
+        if !self.taken {
+            self.taken = true;
+            return store.client().await;
+        }
+        self.connection.take().ok_or_else(over)
+    }
+}
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some(connection) = self.0.take() {
+        if let Some(connection) = self.connection.take() {
             connection.discard();
         }
     }
+}
+
+/// `BEGIN` (if still to be sent) and then `work`, pipelined in one round trip. A `BEGIN` that
+/// fails leaves the connection outside any transaction: it is not used again.
+async fn after_begin<T>(
+    connection: &PooledConnection,
+    begin: Option<String>,
+    work: impl std::future::Future<Output = CoreResult<T>>,
+) -> (CoreResult<()>, CoreResult<T>) {
+    let begun = async {
+        match &begin {
+            Some(sql) => connection.batch_execute(sql).await.map_err(CoreError::from),
+            None => Ok(()),
+        }
+    };
+    tokio::join!(begun, work)
 }
 
 #[pyclass(frozen, module = "pgstreams._core")]
@@ -49,16 +84,16 @@ pub struct Transaction {
     held: Arc<tokio::sync::Mutex<Held>>,
 }
 
-/// Begins a transaction on a connection from `store`'s pool.
-pub async fn begin(store: Arc<Store>, idle_limit_ms: Option<u64>) -> CoreResult<Transaction> {
-    let connection = store.client().await?;
-    connection
-        .batch_execute(&transaction::begin(idle_limit_ms))
-        .await?;
-    Ok(Transaction {
+/// A transaction of `store` (its connection and `BEGIN` come with its first statement).
+pub fn begin(store: Arc<Store>, idle_limit_ms: Option<u64>) -> Transaction {
+    Transaction {
         store,
-        held: Arc::new(tokio::sync::Mutex::new(Held(Some(connection)))),
-    })
+        held: Arc::new(tokio::sync::Mutex::new(Held {
+            connection: None,
+            begin: Some(transaction::begin(idle_limit_ms)),
+            taken: false,
+        })),
+    }
 }
 
 fn over() -> CoreError {
@@ -69,18 +104,32 @@ fn over() -> CoreError {
     )
 }
 
-/// Runs the caller's statement `work` with the transaction's connection, which goes back to
-/// the holder only if `work` ran to its end (a cancelled call drops it: see the top).
-async fn with_connection<T>(
+/// Runs the caller's statement `sql` (prepared first, then sent behind `BEGIN` if that is
+/// still due) with the transaction's connection, which goes back to the holder only if the
+/// call ran to its end (a cancelled call drops it: see the top).
+async fn run_statement<T>(
     store: &Store,
     held: &tokio::sync::Mutex<Held>,
-    work: impl AsyncFnOnce(&PooledConnection) -> CoreResult<T>,
+    sql: &str,
+    work: impl AsyncFnOnce(&PooledConnection, tokio_postgres::Statement) -> CoreResult<T>,
 ) -> CoreResult<T> {
     store.check_usable()?;
     let mut guard = held.lock().await;
-    let connection = guard.0.take().ok_or_else(over)?;
-    let result = work(&connection).await;
-    guard.0 = Some(connection);
+    let connection = guard.take(store).await?;
+    let statement = match connection.prepare_cached(sql).await {
+        Ok(statement) => statement,
+        Err(error) => {
+            guard.connection = Some(connection);
+            return Err(error.into());
+        }
+    };
+    let begin = guard.begin.take();
+    let (begun, result) = after_begin(&connection, begin, work(&connection, statement)).await;
+    if let Err(error) = begun {
+        connection.discard();
+        return Err(error);
+    }
+    guard.connection = Some(connection);
     result
 }
 
@@ -105,8 +154,7 @@ impl Transaction {
         let values = codec::params(params)?;
         let (store, held) = (Arc::clone(&self.store), Arc::clone(&self.held));
         bridge::awaitable(py, async move {
-            with_connection(&store, &held, async |c| {
-                let statement = c.prepare_cached(&sql).await?;
+            run_statement(&store, &held, &sql, async |c, statement| {
                 Ok(c.execute(&statement, &generic::as_params(&values)).await?)
             })
             .await
@@ -124,8 +172,7 @@ impl Transaction {
         let values = codec::params(params)?;
         let (store, held) = (Arc::clone(&self.store), Arc::clone(&self.held));
         bridge::awaitable(py, async move {
-            with_connection(&store, &held, async |c| {
-                let statement = c.prepare_cached(&sql).await?;
+            run_statement(&store, &held, &sql, async |c, statement| {
                 let rows = c.query(&statement, &generic::as_params(&values)).await?;
                 Ok(TupleRows(rows))
             })
@@ -182,18 +229,32 @@ impl Transaction {
         let (store, held) = (Arc::clone(&self.store), Arc::clone(&self.held));
         bridge::awaitable(py, async move {
             store.check_usable()?;
-            let connection = held.lock().await.0.take().ok_or_else(over)?;
+            let mut guard = held.lock().await;
+            if guard.begin.is_some() && staged.is_empty() {
+                guard.taken = true; // over, and nothing ran: no connection needed
+                guard.begin = None;
+                drop(guard.connection.take());
+                return Ok((Vec::new(), Vec::new(), Vec::new(), Vec::new()));
+            }
+            let connection = guard.take(&store).await?;
+            let begin = guard.begin.take();
+            drop(guard);
             let notify = store.config.listen_notify;
-            let flushed =
-                match transaction::flush_and_commit(&connection, &store.sql, &staged, notify).await
-                {
-                    Ok(flushed) => flushed,
-                    Err(error) => {
-                        // Refused before COMMIT was sent (a repeated id): end it here.
-                        end(connection).await;
-                        return Err(error);
-                    }
-                };
+            let flushing = transaction::flush_and_commit(
+                &connection,
+                &store.sql,
+                &staged,
+                notify,
+                begin.as_deref(),
+            );
+            let flushed = match flushing.await {
+                Ok(flushed) => flushed,
+                Err(error) => {
+                    // Refused before COMMIT was sent (a repeated id): end it here.
+                    end(connection).await;
+                    return Err(error);
+                }
+            };
             let appends: Vec<(Vec<i64>, Vec<i64>)> = flushed
                 .appends
                 .into_iter()
@@ -212,9 +273,15 @@ impl Transaction {
     fn rollback<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let held = Arc::clone(&self.held);
         bridge::awaitable(py, async move {
-            let taken = held.lock().await.0.take();
-            if let Some(connection) = taken {
-                end(connection).await;
+            let (taken, begin) = {
+                let mut guard = held.lock().await;
+                guard.taken = true;
+                (guard.connection.take(), guard.begin.take())
+            };
+            match (taken, begin) {
+                (Some(connection), Some(_)) => drop(connection), // never began: back to the pool
+                (Some(connection), None) => end(connection).await,
+                (None, _) => {}
             }
             Ok(())
         })
@@ -224,7 +291,7 @@ impl Transaction {
     fn is_open(&self) -> bool {
         self.held
             .try_lock()
-            .map(|guard| guard.0.is_some())
+            .map(|guard| guard.connection.is_some())
             .unwrap_or(true)
     }
 }
