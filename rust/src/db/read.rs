@@ -8,7 +8,7 @@
 //! error a read falls back to fetching the batch's keys, then its rows one at a time, and
 //! returns the rows before the bad one together with who the bad one is.
 
-use postgres_types::ToSql;
+use postgres_types::{ToSql, Type};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -98,11 +98,19 @@ pub fn cannot_be_sent(error: &CoreError) -> bool {
 
 /// How a read's statement is planned.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Planning {
+pub enum Planning<'a> {
     /// Prepared once per connection (the fixed reads: one plan fits every value).
     Cached,
-    /// Planned with its values on every run (the filtered queries of `query`).
-    WithValues,
+    /// Planned with its values on every run (the filtered queries of `query`): sent as an
+    /// unnamed statement with these parameter types, in one round trip.
+    WithValues(&'a [Type]),
+}
+
+fn typed<'a>(
+    params: &[&'a (dyn ToSql + Sync)],
+    types: &[Type],
+) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
+    params.iter().copied().zip(types.iter().cloned()).collect()
 }
 
 /// Runs one batch read, falling back to row by row when a row cannot be sent.
@@ -110,18 +118,21 @@ pub async fn read_batch(
     client: &deadpool_postgres::Client,
     read: &Read,
     params: &[&(dyn ToSql + Sync)],
-    planning: Planning,
+    planning: Planning<'_>,
 ) -> CoreResult<Batch> {
     let fetched = match planning {
         Planning::Cached => {
             let statement = client.prepare_cached(&read.rows).await?;
             client.query(&statement, params).await
         }
-        Planning::WithValues => client.query(read.rows.as_str(), params).await,
+        Planning::WithValues(types) => {
+            let params = typed(params, types);
+            client.query_typed(read.rows.as_str(), &params).await
+        }
     };
     match fetched.map_err(CoreError::from) {
         Ok(rows) => Ok(Batch { rows, bad: None }),
-        Err(error) if cannot_be_sent(&error) => row_by_row(client, read, params).await,
+        Err(error) if cannot_be_sent(&error) => row_by_row(client, read, params, planning).await,
         Err(error) => Err(error),
     }
 }
@@ -131,8 +142,15 @@ async fn row_by_row(
     client: &deadpool_postgres::Client,
     read: &Read,
     params: &[&(dyn ToSql + Sync)],
+    planning: Planning<'_>,
 ) -> CoreResult<Batch> {
-    let keys = client.query(read.keys.as_str(), params).await?;
+    let keys = match planning {
+        Planning::Cached => client.query(read.keys.as_str(), params).await?,
+        Planning::WithValues(types) => {
+            let params = typed(params, types);
+            client.query_typed(read.keys.as_str(), &params).await?
+        }
+    };
     let one = client.prepare_cached(&read.one).await?;
     let mut rows = Vec::with_capacity(keys.len());
     for key in &keys {
