@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install build-dev build-prod format lint typecheck test bench demo all clean
+.PHONY: help venv install build-dev build-prod wheel wheel-check format lint typecheck test bench demo all clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -25,6 +25,17 @@ build-dev: $(PY) ## fast debug build of the extension, installed editable
 build-prod: $(PY) ## the release wheel, in dist/
 	$(PIP) install "maturin>=1.9,<2"
 	$(VENV)/bin/maturin build --release --out dist
+
+wheel: $(PY) ## the release wheel for any Linux with glibc >= 2.17 (manylinux2014, abi3: Python 3.11+), in dist/
+	$(PIP) install "maturin>=1.9,<2" "ziglang>=0.13" "auditwheel>=6"
+	rm -rf dist
+	# zig is found as `python3 -m ziglang`: the venv's python3 first on PATH.
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/maturin build --release --zig \
+		--compatibility manylinux2014 --interpreter $(PY) --out dist
+	$(VENV)/bin/auditwheel show dist/*.whl
+
+wheel-check: wheel ## install the wheel into a fresh venv without Rust and run the demo from it
+	.ci/wheel-check
 
 format: $(PY) ## format Rust and Python
 	cargo fmt
