@@ -147,3 +147,37 @@ class CopyAppender:
         self.next_offset[stream] = base + len(records)
         self.appended += len(records)
         return len(records)
+
+
+async def preload_queues(
+    payloads: Payloads,
+    store: PostgresEventStore,
+    admin: Any,
+    sides: tuple[str, str, str],
+    stream: str,
+    messages: int,
+) -> None:
+    """Enqueues the same ``messages`` on both sides of a queue benchmark (pgstreams through
+    ``enqueue_batch``, the raw side into its hand-made table), then analyzes both tables.
+    ``sides``: pgstreams' schema, the raw side's schema, the raw queue table."""
+    ps_schema, raw_schema, raw_table = sides
+    for start in range(0, messages, ENQUEUE_BATCH):
+        chunk = min(ENQUEUE_BATCH, messages - start)
+        events = make_events(payloads.take(chunk), f"job-{start}")
+        await store.enqueue_batch(stream, events)
+        await raw_enqueue(admin, raw_schema, stream, events)
+    for table in (f'"{ps_schema}".queue_events', raw_table):
+        await admin.execute(f"VACUUM ANALYZE {table}")
+
+
+async def load_stream(conn: Any, schema: str, stream: str, count: int, payloads: Payloads) -> None:
+    """Writes ``count`` events into ``stream`` by raw COPY (fast, outside what is timed), sets
+    its version row as an append would, and analyzes the table."""
+    loader = CopyAppender(conn, schema, [stream], 5000, payloads)
+    while loader.appended < count:
+        loader.batch = min(5000, count - loader.appended)
+        await loader.step()
+    await conn.execute(
+        f'INSERT INTO "{schema}".streams (stream_name, version) VALUES ($1, $2)', stream, count - 1
+    )
+    await conn.execute(f'VACUUM ANALYZE "{schema}".events')

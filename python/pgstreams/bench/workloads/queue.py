@@ -10,10 +10,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from ...events import QueuedEvent
-from ..payloads import make_events
 from ..results import BenchResult, rate_result
 from ..runner import Run, Scope, count_rows, expect
-from ._shared import ENQUEUE_BATCH, create_raw_queue, raw_dequeue_sql, raw_enqueue
+from ._shared import create_raw_queue, preload_queues, raw_dequeue_sql
 
 NAME: Final = "queue"
 ORDER: Final = 30
@@ -37,14 +36,8 @@ async def run(bench: Run) -> list[BenchResult]:
         ack_sql = f"DELETE FROM {qt} WHERE id = ANY($1::uuid[])"
 
         async def preload(messages: int) -> None:
-            payloads = bench.payloads()
-            for start in range(0, messages, ENQUEUE_BATCH):
-                chunk = min(ENQUEUE_BATCH, messages - start)
-                events = make_events(payloads.take(chunk), f"job-{start}")
-                await store.enqueue_batch(stream, events)
-                await raw_enqueue(admin, raw_schema, stream, events)
-            for table in (f'"{ps_schema}".queue_events', qt):
-                await admin.execute(f"VACUUM ANALYZE {table}")
+            sides = (ps_schema, raw_schema, qt)
+            await preload_queues(bench.payloads(), store, admin, sides, stream, messages)
 
         async def drain_pgstreams() -> list[uuid.UUID]:
             seen: list[uuid.UUID] = []

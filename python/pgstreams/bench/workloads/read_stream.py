@@ -11,7 +11,7 @@ from typing import Final
 from ..errors import BenchmarkError
 from ..results import BenchResult, rate_result
 from ..runner import Run, Scope, expect, peak_rss_bytes, rss_bytes
-from ._shared import CopyAppender
+from ._shared import load_stream
 
 NAME: Final = "read_stream"
 ORDER: Final = 20
@@ -31,16 +31,7 @@ async def run(bench: Run) -> list[BenchResult]:
         schema = scope.schema("read")
         store = await scope.store(schema, event_data_index=False)
         conn = await scope.raw()
-        loader = CopyAppender(conn, schema, [stream], 5000, bench.payloads())
-        while loader.appended < count:
-            loader.batch = min(5000, count - loader.appended)
-            await loader.step()
-        await conn.execute(
-            f'INSERT INTO "{schema}".streams (stream_name, version) VALUES ($1, $2)',
-            stream,
-            count - 1,
-        )
-        await conn.execute(f'VACUUM ANALYZE "{schema}".events')
+        await load_stream(conn, schema, stream, count, bench.payloads())
         expect("stream version", await store.get_stream_version(stream), count - 1)
 
         raw_sql = (

@@ -15,7 +15,7 @@ from ..errors import BenchmarkError
 from ..payloads import EVENT_TYPE, METADATA
 from ..results import BenchResult, latency_rows, rate_result
 from ..runner import Run, Scope, alternating_samples, expect
-from ._shared import CopyAppender
+from ._shared import load_stream
 
 NAME: Final = "subscription"
 ORDER: Final = 25
@@ -31,16 +31,7 @@ async def run(bench: Run) -> list[BenchResult]:
         store = await scope.store(schema, event_data_index=False)
         conn = await scope.raw()
         bench.say(f"subscription: loading {count:,} events")
-        loader = CopyAppender(conn, schema, [stream], 5000, bench.payloads())
-        while loader.appended < count:
-            loader.batch = min(5000, count - loader.appended)
-            await loader.step()
-        await conn.execute(
-            f'INSERT INTO "{schema}".streams (stream_name, version) VALUES ($1, $2)',
-            stream,
-            count - 1,
-        )
-        await conn.execute(f'VACUUM ANALYZE "{schema}".events')
+        await load_stream(conn, schema, stream, count, bench.payloads())
 
         runs = 0
 
