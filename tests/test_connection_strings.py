@@ -742,3 +742,12 @@ def test_error_messages_hide_a_password_split_by_an_unquoted_separator(s: str) -
     message = _error(s)
     assert PASSWORD[:6] not in message
     assert PASSWORD[6:] not in message
+
+
+@pytest.mark.parametrize("rest", ["xyzzyword=1", "Xyzzy Word=1", "xyzzyword"])
+def test_a_password_tail_that_looks_like_a_key_is_not_shown(rest: str) -> None:
+    """``Password=pl;xyzzyword=1``: the password held a ';' and lost its quotes; what follows
+    is probably the rest of it, however much it looks like a key."""
+    message = _error(f"Host=h;Password=pl;{rest};Username=u")
+    assert "xyzzy" not in message.lower()
+    assert "double quotes" in message

@@ -930,7 +930,9 @@ def _parse_npgsql(s: str) -> ConnectionSettings:
             )
         field = _NPGSQL_KEYS.get(_norm(item.key))
         if field is None:
-            if after_password and not _KEYLIKE.fullmatch(item.key):
+            # An unknown key right after the password may be the rest of a password that
+            # holds a ';' (Password=se;cret=1): never shown, even when it looks like a key.
+            if after_password:
                 _after_password_error("npgsql")
             if not item.key:
                 _fail("a '=' with no key before it")
