@@ -96,14 +96,42 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
 
 async def cmd_bench(args: argparse.Namespace) -> int:
-    from ..bench import print_results, run_benchmarks
+    from ..bench import print_results, results_to_json, run_benchmarks
 
+    if args.sweep:
+        return await _sweep(args)
     with embedded_dsn(args, allow_memory=False) as dsn:
         assert dsn is not None  # without allow_memory there is always a server
         results = await run_benchmarks(dsn, quick=args.quick, only=args.only or None)
         print_results(results, sys.stdout)
+    if args.json:
+        _write(args.json, results_to_json(results) + "\n")
     # A benchmark whose own correctness check failed reports an error row, not a number.
     return EXIT_ERROR if any(r.error for r in results) else EXIT_OK
+
+
+def _write(path: str, text: str) -> None:
+    """A results file (small, written once at the end of a run)."""
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
+async def _sweep(args: argparse.Namespace) -> int:
+    from ..bench.sweep import format_sweep, plot_sweep, run_sweep, sweep_to_json
+
+    def say(message: str) -> None:
+        if sys.stderr.isatty():
+            print(f"... {message}", file=sys.stderr, flush=True)
+
+    with embedded_dsn(args, allow_memory=False) as dsn:
+        assert dsn is not None
+        report = await run_sweep(dsn, quick=args.quick, progress=say)
+    print(format_sweep(report))
+    if args.json:
+        _write(args.json, sweep_to_json(report) + "\n")
+    if args.plot:
+        plot_sweep(report, args.plot)
+    return EXIT_OK
 
 
 def register(commands: SubParsers[argparse.ArgumentParser], parents: Parents) -> None:
@@ -153,12 +181,23 @@ def register(commands: SubParsers[argparse.ArgumentParser], parents: Parents) ->
         commands,
         "bench",
         summary="pgstreams against raw asyncpg, side by side",
+        description=(
+            "Side by side with raw asyncpg doing the same work (ratios), or, with --sweep,\n"
+            "pgstreams under different settings (append and dequeue batch sizes, consumers,\n"
+            "read_batch_size, max_pool_size), ending with the fastest settings on this server."
+        ),
         examples="""
             pgstreams bench --quick
-            pgstreams bench --only append_batch queue
+            pgstreams bench --only append_batch queue --json results.json
+            pgstreams bench --sweep --json sweep.json --plot sweep.png
         """,
         parents=[parents.connection],
     )
     p.add_argument("--quick", action="store_true", help="smaller runs")
     p.add_argument("--only", nargs="*", choices=BENCHMARKS, help="benchmark names")
+    p.add_argument("--sweep", action="store_true", help="tune: try settings, recommend")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument(
+        "--plot", metavar="FILE.png", help="with --sweep: draw rate by setting (pgstreams[plot])"
+    )
     p.set_defaults(run=cmd_bench)
