@@ -602,3 +602,14 @@ def test_demo_runs_against_the_given_database(cli: Cli) -> None:
     assert "refused, nothing written" in result.stdout
     assert "reason=nacked" in result.stdout
     assert f"schema={cli.schema}" in result.stderr  # says where, without a password
+    # The realistic volume, and the closing table of what it did and how fast.
+    assert "appended 100,000 events in batches of 1000" in result.stdout
+    assert "holds this run's 100,004 events" in result.stdout
+    assert "3 workers handled 3,000 messages; pending now: 0" in result.stdout
+    table = result.stdout.split("== What it did, and how fast ==")[1]
+    assert [line.split()[0] for line in table.strip().splitlines()] == [
+        "append_batch(1000)",
+        "read_all",
+        "append",
+        "3",
+    ]

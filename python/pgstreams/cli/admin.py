@@ -83,6 +83,7 @@ def embedded_dsn(args: argparse.Namespace, *, allow_memory: bool) -> Iterator[st
 
 async def cmd_demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
+    from .progress import progress
 
     with embedded_dsn(args, allow_memory=True) as dsn:
         store: Any
@@ -91,7 +92,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         else:
             store = await connect(dsn, schema_name=schema_of(args))
         async with store:
-            await run_demo(store, sys.stdout)
+            await run_demo(store, sys.stdout, events=args.events, progress=progress)
     return EXIT_OK
 
 
@@ -172,8 +173,17 @@ def register(commands: SubParsers[argparse.ArgumentParser], parents: Parents) ->
             "offsets and a work queue. Without a DSN it starts a throwaway PostgreSQL cluster\n"
             "(or uses the in-memory store when there are no PostgreSQL binaries)."
         ),
-        examples="pgstreams demo",
+        examples="""
+            pgstreams demo
+            pgstreams demo --events 10000
+        """,
         parents=[parents.connection],
+    )
+    p.add_argument(
+        "--events",
+        type=int,
+        default=100_000,
+        help="how many events the ingestion writes (default 100,000; 0: skip it)",
     )
     p.set_defaults(run=cmd_demo)
 
