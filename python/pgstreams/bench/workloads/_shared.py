@@ -5,14 +5,17 @@ Not a workload itself (the leading underscore keeps discovery away from it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from ...events import Event, new_event_id
 from ...postgres import PostgresEventStore
 from ..errors import BenchmarkError
 from ..payloads import EVENT_TYPE, METADATA, Payloads, make_events
-from ..runner import expect
+from ..runner import Run, Scope, count_rows, expect
 
 EVENT_COPY_COLUMNS: Final = (
     "stream_name",
@@ -149,25 +152,87 @@ class CopyAppender:
         return len(records)
 
 
-async def preload_queues(
-    payloads: Payloads,
-    store: PostgresEventStore,
-    admin: Any,
-    sides: tuple[str, str, str],
-    stream: str,
-    messages: int,
-) -> None:
-    """Enqueues the same ``messages`` on both sides of a queue benchmark (pgstreams through
-    ``enqueue_batch``, the raw side into its hand-made table), then analyzes both tables.
-    ``sides``: pgstreams' schema, the raw side's schema, the raw queue table."""
-    ps_schema, raw_schema, raw_table = sides
-    for start in range(0, messages, ENQUEUE_BATCH):
-        chunk = min(ENQUEUE_BATCH, messages - start)
-        events = make_events(payloads.take(chunk), f"job-{start}")
-        await store.enqueue_batch(stream, events)
-        await raw_enqueue(admin, raw_schema, stream, events)
-    for table in (f'"{ps_schema}".queue_events', raw_table):
-        await admin.execute(f"VACUUM ANALYZE {table}")
+@dataclass
+class QueueBench:
+    """Both sides of a queue benchmark: pgstreams' store and the raw side's hand-made table,
+    a raw connection per consumer, and the raw dequeue/ack statements for batches of ``batch``."""
+
+    bench: Run
+    stream: str
+    store: PostgresEventStore
+    admin: Any
+    conns: list[Any]
+    ps_schema: str
+    raw_schema: str
+    raw_table: str
+    dequeue_sql: str
+    ack_sql: str
+
+    @classmethod
+    async def open(
+        cls, bench: Run, scope: Scope, tag: str, consumers: int, batch: int
+    ) -> QueueBench:
+        ps_schema, raw_schema = scope.schema(f"{tag}_ps"), scope.schema(f"{tag}_raw")
+        store = await scope.store(ps_schema)
+        await scope.store(raw_schema)  # creates the raw side's schema
+        admin = await scope.raw()
+        conns = [await scope.raw() for _ in range(consumers)]
+        table = await create_raw_queue(admin, raw_schema)
+        return cls(
+            bench,
+            "jobs",
+            store,
+            admin,
+            conns,
+            ps_schema,
+            raw_schema,
+            table,
+            raw_dequeue_sql(table, batch),
+            f"DELETE FROM {table} WHERE id = ANY($1::uuid[])",
+        )
+
+    async def preload(self, messages: int) -> None:
+        """Enqueues the same ``messages`` on both sides (pgstreams through ``enqueue_batch``,
+        the raw side into its table), then analyzes both tables."""
+        payloads = self.bench.payloads()
+        for start in range(0, messages, ENQUEUE_BATCH):
+            chunk = min(ENQUEUE_BATCH, messages - start)
+            events = make_events(payloads.take(chunk), f"job-{start}")
+            await self.store.enqueue_batch(self.stream, events)
+            await raw_enqueue(self.admin, self.raw_schema, self.stream, events)
+        for table in (f'"{self.ps_schema}".queue_events', self.raw_table):
+            await self.admin.execute(f"VACUUM ANALYZE {table}")
+
+    async def compare(
+        self,
+        name: str,
+        drain_pgstreams: Callable[[int], Awaitable[list[uuid.UUID]]],
+        drain_raw: Callable[[int], Awaitable[list[uuid.UUID]]],
+    ) -> dict[str, list[float]]:
+        """Drains a preloaded queue with each side in turn (order rotating), every message
+        delivered once and none left; returns each side's rates (msg/s), warm-up left out."""
+        sides = [
+            ("pgstreams", f'"{self.ps_schema}".queue_events', drain_pgstreams),
+            ("raw", self.raw_table, drain_raw),
+        ]
+        settings = self.bench.settings
+        rates: dict[str, list[float]] = {"pgstreams": [], "raw": []}
+        for index in range(settings.queue_repetitions + 1):  # the first is the warm-up
+            messages = min(1000, settings.queue_messages) if index == 0 else settings.queue_messages
+            self.bench.say(f"{name}: rep {index}, {messages:,} messages")
+            await self.preload(messages)
+            shift = index % 2
+            for side, table, drain in [*sides[shift:], *sides[:shift]]:
+                start = time.perf_counter()
+                seen = await drain(messages)
+                elapsed = time.perf_counter() - start
+                expect(f"{side} messages delivered", len(seen), messages)
+                expect(f"{side} distinct messages", len(set(seen)), messages)
+                left = await count_rows(self.admin, f"SELECT count(*) FROM {table}")
+                expect(f"{side} messages left after acks", left, 0)
+                if index:
+                    rates[side].append(messages / elapsed)
+        return rates
 
 
 async def load_stream(conn: Any, schema: str, stream: str, count: int, payloads: Payloads) -> None:

@@ -4,15 +4,13 @@ next dequeue) against raw ``UPDATE … SKIP LOCKED RETURNING`` + ``DELETE``; exa
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from ...events import QueuedEvent
 from ..results import BenchResult, rate_result
-from ..runner import Run, Scope, count_rows, expect
-from ._shared import create_raw_queue, preload_queues, raw_dequeue_sql
+from ..runner import Run, Scope, expect
+from ._shared import QueueBench
 
 NAME: Final = "queue"
 ORDER: Final = 30
@@ -23,23 +21,12 @@ QUEUE_BATCH: Final = 100
 
 async def run(bench: Run) -> list[BenchResult]:
     s = bench.settings
-    stream = "jobs"
     async with Scope(bench) as scope:
-        ps_schema = scope.schema("q_ps")
-        raw_schema = scope.schema("q_raw")
-        store = await scope.store(ps_schema)
-        await scope.store(raw_schema)  # creates the raw side's schema
-        admin = await scope.raw()
-        conns = [await scope.raw() for _ in range(QUEUE_CONSUMERS)]
-        qt = await create_raw_queue(admin, raw_schema)
-        dequeue_sql = raw_dequeue_sql(qt, QUEUE_BATCH)
-        ack_sql = f"DELETE FROM {qt} WHERE id = ANY($1::uuid[])"
+        q = await QueueBench.open(bench, scope, "q", QUEUE_CONSUMERS, QUEUE_BATCH)
+        store, stream, conns = q.store, q.stream, q.conns
+        dequeue_sql, ack_sql = q.dequeue_sql, q.ack_sql
 
-        async def preload(messages: int) -> None:
-            sides = (ps_schema, raw_schema, qt)
-            await preload_queues(bench.payloads(), store, admin, sides, stream, messages)
-
-        async def drain_pgstreams() -> list[uuid.UUID]:
+        async def drain_pgstreams(_messages: int) -> list[uuid.UUID]:
             seen: list[uuid.UUID] = []
 
             async def consumer(index: int) -> None:
@@ -63,7 +50,7 @@ async def run(bench: Run) -> list[BenchResult]:
                     group.create_task(consumer(index))
             return seen
 
-        async def drain_raw() -> list[uuid.UUID]:
+        async def drain_raw(_messages: int) -> list[uuid.UUID]:
             seen: list[uuid.UUID] = []
 
             async def consumer(index: int, conn: Any) -> None:
@@ -84,26 +71,7 @@ async def run(bench: Run) -> list[BenchResult]:
                     group.create_task(consumer(index, conn))
             return seen
 
-        sides: list[tuple[str, str, Callable[[], Awaitable[list[uuid.UUID]]]]] = [
-            ("pgstreams", f'"{ps_schema}".queue_events', drain_pgstreams),
-            ("raw", qt, drain_raw),
-        ]
-        rates: dict[str, list[float]] = {"pgstreams": [], "raw": []}
-        for index in range(s.queue_repetitions + 1):  # the first is the warm-up
-            messages = min(1000, s.queue_messages) if index == 0 else s.queue_messages
-            bench.say(f"queue: rep {index}, {messages:,} messages")
-            await preload(messages)
-            shift = index % 2
-            for name, table, drain in [*sides[shift:], *sides[:shift]]:
-                start = time.perf_counter()
-                seen = await drain()
-                elapsed = time.perf_counter() - start
-                expect(f"{name} messages delivered", len(seen), messages)
-                expect(f"{name} distinct messages", len(set(seen)), messages)
-                left = await count_rows(admin, f"SELECT count(*) FROM {table}")
-                expect(f"{name} messages left after acks", left, 0)
-                if index:
-                    rates[name].append(messages / elapsed)
+        rates = await q.compare("queue", drain_pgstreams, drain_raw)
 
     return [
         rate_result(

@@ -6,15 +6,13 @@ same number of consumers and the same trivial async handler; every message handl
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from ...events import QueuedEvent
 from ..results import BenchResult, rate_result
-from ..runner import Run, Scope, count_rows, expect
-from ._shared import create_raw_queue, preload_queues, raw_dequeue_sql
+from ..runner import Run, Scope, expect
+from ._shared import QueueBench
 
 NAME: Final = "worker"
 ORDER: Final = 33
@@ -30,21 +28,10 @@ async def handle(_data: Any) -> None:
 
 async def run(bench: Run) -> list[BenchResult]:
     s = bench.settings
-    stream = "jobs"
     async with Scope(bench) as scope:
-        ps_schema = scope.schema("w_ps")
-        raw_schema = scope.schema("w_raw")
-        store = await scope.store(ps_schema)
-        await scope.store(raw_schema)  # creates the raw side's schema
-        admin = await scope.raw()
-        conns = [await scope.raw() for _ in range(WORKERS)]
-        qt = await create_raw_queue(admin, raw_schema)
-        dequeue_sql = raw_dequeue_sql(qt, BATCH)
-        ack_sql = f"DELETE FROM {qt} WHERE id = ANY($1::uuid[])"
-
-        async def preload(messages: int) -> None:
-            sides = (ps_schema, raw_schema, qt)
-            await preload_queues(bench.payloads(), store, admin, sides, stream, messages)
+        q = await QueueBench.open(bench, scope, "w", WORKERS, BATCH)
+        store, stream, conns = q.store, q.stream, q.conns
+        dequeue_sql, ack_sql = q.dequeue_sql, q.ack_sql
 
         async def drain_pgstreams(messages: int) -> list[uuid.UUID]:
             seen: list[uuid.UUID] = []
@@ -91,26 +78,7 @@ async def run(bench: Run) -> list[BenchResult]:
                     group.create_task(consumer(index, conn))
             return seen
 
-        sides: list[tuple[str, str, Callable[[int], Awaitable[list[uuid.UUID]]]]] = [
-            ("pgstreams", f'"{ps_schema}".queue_events', drain_pgstreams),
-            ("raw", qt, drain_raw),
-        ]
-        rates: dict[str, list[float]] = {"pgstreams": [], "raw": []}
-        for index in range(s.queue_repetitions + 1):  # the first is the warm-up
-            messages = min(1000, s.queue_messages) if index == 0 else s.queue_messages
-            bench.say(f"worker: rep {index}, {messages:,} messages")
-            await preload(messages)
-            shift = index % 2
-            for name, table, drain in [*sides[shift:], *sides[:shift]]:
-                start = time.perf_counter()
-                seen = await drain(messages)
-                elapsed = time.perf_counter() - start
-                expect(f"{name} messages handled", len(seen), messages)
-                expect(f"{name} distinct messages", len(set(seen)), messages)
-                left = await count_rows(admin, f"SELECT count(*) FROM {table}")
-                expect(f"{name} messages left after acks", left, 0)
-                if index:
-                    rates[name].append(messages / elapsed)
+        rates = await q.compare("worker", drain_pgstreams, drain_raw)
 
     return [
         rate_result(
