@@ -379,6 +379,7 @@ pub async fn dequeue(
     let statement = client.prepare_cached(&sql.dequeue).await?;
     let (mut ack_ids, mut ack_leases) = receipt_columns(acks);
     let mut leased: Vec<Row> = Vec::new();
+    let mut deadlocks = 0;
     loop {
         let wanted = request.max_count - leased.len() as i64;
         let fetched = client
@@ -397,6 +398,10 @@ pub async fn dequeue(
             .map_err(CoreError::from);
         let rows = match fetched {
             Ok(rows) => rows,
+            Err(error) if deadlock_victim(&error) && deadlocks < DEADLOCK_RETRIES => {
+                deadlocks += 1;
+                continue;
+            }
             Err(error) if cannot_be_sent(&error) => {
                 // A message the server cannot send would fail every dequeue of the stream
                 // forever: make it a dead letter (nothing was leased: the statement failed
@@ -489,7 +494,31 @@ pub async fn acknowledge(
     }
     let (ids, leases) = receipt_columns(receipts);
     let statement = client.prepare_cached(&sql.acknowledge).await?;
-    Ok(client.query_one(&statement, &[&ids, &leases]).await?.get(0))
+    let mut deadlocks = 0;
+    loop {
+        match client.query_one(&statement, &[&ids, &leases]).await {
+            Ok(row) => return Ok(row.get(0)),
+            Err(error) => {
+                let error = CoreError::from(error);
+                if !deadlock_victim(&error) || deadlocks == DEADLOCK_RETRIES {
+                    return Err(error);
+                }
+                deadlocks += 1;
+            }
+        }
+    }
+}
+
+/// How often a queue statement chosen as a deadlock's victim is sent again. Concurrent
+/// consumers can deadlock on row locks now and then: a dequeue whose snapshot predates
+/// another's lease still locks that row while rechecking it (`FOR UPDATE SKIP LOCKED`), so an
+/// acknowledgement of the row can wait on it while that dequeue waits on a third. The victim
+/// statement ran alone in its own transaction and was rolled back whole (nothing acked,
+/// leased or dead-lettered), so sending it again is safe.
+const DEADLOCK_RETRIES: u32 = 3;
+
+fn deadlock_victim(error: &CoreError) -> bool {
+    error.sqlstate() == Some(&SqlState::T_R_DEADLOCK_DETECTED)
 }
 
 /// Nacks one message: `(acted, dropped)`, dropped naming the stream of a message deleted
