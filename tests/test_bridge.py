@@ -50,6 +50,37 @@ async def test_many_panicking_calls_at_once_all_raise_and_the_runtime_survives()
             await asyncio.wait_for(_core._panicking_call(place), NEVER)
 
 
+@pytest.mark.parametrize("place", ["task", "result"])
+def test_a_panic_reaches_a_blocked_caller_as_internal_error(place: str) -> None:
+    """The same for the calls that block their thread (``Core.blocking()``)."""
+    with pytest.raises(InternalError) as caught:
+        _core._panicking_blocking_call(place)
+    assert_internal_error(caught.value, place)
+
+
+def test_blocked_callers_in_many_threads_each_get_their_panic() -> None:
+    failures: list[str] = []
+
+    def calls(number: int) -> None:
+        for i in range(50):
+            place = ("task", "result")[i % 2]
+            try:
+                _core._panicking_blocking_call(place)
+                failures.append(f"thread {number}: no error")
+            except InternalError:
+                pass
+            except BaseException as error:
+                failures.append(f"thread {number}: {error!r}")
+
+    threads = [threading.Thread(target=calls, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(NEVER)
+        assert not thread.is_alive(), "a blocked caller never got its answer"
+    assert failures == []
+
+
 def test_calls_from_several_event_loops_resolve_on_their_own_loop() -> None:
     """Each result goes to the loop that made the call, also with loops in other threads."""
     failures: list[str] = []

@@ -24,6 +24,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .filter(log::LevelFilter::Info)
         .install();
     m.add_class::<py::core::Core>()?;
+    m.add_class::<py::core::BlockingCore>()?;
     m.add_class::<py::session::Session>()?;
     m.add_class::<py::transaction::Transaction>()?;
     m.add_class::<py::follow::FeedFollower>()?;
@@ -39,6 +40,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py::batch::parse_event_ids, m)?)?;
     m.add_function(wrap_pyfunction!(py::bridge::_shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(py::bridge::_panicking_call, m)?)?;
+    m.add_function(wrap_pyfunction!(py::bridge::_panicking_blocking_call, m)?)?;
     m.add_function(wrap_pyfunction!(py::session::migration_bootstrap_sql, m)?)?;
     m.add_function(wrap_pyfunction!(py::session::migration_record_sql, m)?)?;
     m.add_function(wrap_pyfunction!(py::session::event_data_index_sql, m)?)?;

@@ -149,6 +149,20 @@ fn offsets(first: i64, count: usize) -> Vec<i64> {
 pub struct Appended {
     pub offsets: Vec<i64>,
     pub positions: Vec<i64>,
+    /// The events were all stored already, at these offsets, by an earlier call with the
+    /// same ids (a retry): nothing was written.
+    pub retried: bool,
+}
+
+impl Appended {
+    /// This append, or `DuplicateEventError` if it was a retry and the caller asked for
+    /// `strict` ids (an id stored before is a duplicate even when it looks like a retry).
+    pub fn checked(self, stream: &str, strict: bool) -> CoreResult<Appended> {
+        if strict && self.retried {
+            return Err(duplicate(stream));
+        }
+        Ok(self)
+    }
 }
 
 /// Positions as the server sent them, checked against the number of events: an append that
@@ -197,6 +211,7 @@ async fn stored_positions(
     Ok(Appended {
         positions: positions(found, ids.len())?,
         offsets,
+        retried: true,
     })
 }
 
@@ -265,6 +280,7 @@ fn appended(
     Ok(Appended {
         positions: positions(row.get(3), count)?,
         offsets,
+        retried: row.get::<_, String>(0) == "retry",
     })
 }
 
@@ -459,6 +475,7 @@ async fn append_by_copy(
     Ok(Appended {
         positions: positions(found.get(0), count)?,
         offsets,
+        retried: false,
     })
 }
 

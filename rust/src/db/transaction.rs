@@ -314,6 +314,7 @@ fn split_appended(staged: &Staged, row: Option<tokio_postgres::Row>) -> CoreResu
         results.push(Appended {
             offsets: (first..first + count as i64).collect(),
             positions: drawn,
+            retried: false,
         });
     }
     Ok(results)

@@ -226,6 +226,65 @@ where
     spawn_for_loop(py, task, Some(undo))
 }
 
+/// How often a blocked caller looks for a signal (Ctrl-C) while it waits.
+const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Runs `work` on the runtime and blocks the calling thread (without the GIL) until its
+/// result, for synchronous callers in threads of their own (`BlockingCore`): no asyncio loop,
+/// so no hop through a loop's thread. The same promises as `awaitable`: a panic arrives as
+/// `InternalError`, and a signal handler that raises while the caller waits (Ctrl-C) cancels
+/// the work the way cancelling an awaitable does (dropped inside `CANCELLING`).
+pub fn blocking<'py, F, T>(py: Python<'py>, work: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = Result<T, CoreError>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    let token = CancellationToken::new();
+    let cancelled = token.clone();
+    let (reply, answer) = std::sync::mpsc::sync_channel(1);
+    runtime::runtime().spawn(async move {
+        let mut work = Box::pin(AssertUnwindSafe(work).catch_unwind());
+        tokio::select! {
+            biased;
+            outcome = &mut work => {
+                let outcome = outcome.unwrap_or_else(|payload| Err(panicked(payload)));
+                // The caller may be gone (interrupted): then nobody wants the result.
+                let _ = reply.send(outcome);
+            }
+            _ = cancelled.cancelled() => runtime::drop_cancelled(work),
+        }
+    });
+    let mut answer = answer;
+    let outcome = loop {
+        // (The receiver goes into the GIL-free closure and back: it may not be shared.)
+        let (received, waited) = py.detach(move || {
+            let received = answer.recv_timeout(SIGNAL_CHECK_INTERVAL);
+            (received, answer)
+        });
+        answer = waited;
+        match received {
+            Ok(outcome) => break outcome,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(interrupted) = py.check_signals() {
+                    token.cancel();
+                    return Err(interrupted);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                // The task was dropped without an answer: the runtime is shutting down.
+                break Err(CoreError::Closed);
+            }
+        }
+    };
+    let (ok, value) = outcome_object(py, outcome);
+    let value = value.into_bound(py);
+    if ok {
+        Ok(value)
+    } else {
+        Err(PyErr::from_value(value))
+    }
+}
+
 /// A result whose conversion to Python panics (for `_panicking_call("result")`).
 struct PanicsWhenConverted;
 
@@ -238,18 +297,28 @@ impl<'py> IntoPyObject<'py> for PanicsWhenConverted {
     }
 }
 
+/// The work of `_panicking_call`: it panics in its task (`"task"`) or while its result is
+/// built (`"result"`).
+async fn panicking_work(in_task: bool) -> Result<PanicsWhenConverted, CoreError> {
+    if in_task {
+        panic!("a panic in a task, on purpose");
+    }
+    Ok(PanicsWhenConverted)
+}
+
 /// `_panicking_call(where)`: an awaitable that panics in its task (`"task"`) or while its
 /// result is built (`"result"`). The tests' proof that a panic reaches the caller as
 /// `InternalError` instead of leaving it waiting forever.
 #[pyfunction]
 pub fn _panicking_call<'py>(py: Python<'py>, place: &str) -> PyResult<Bound<'py, PyAny>> {
-    let in_task = place == "task";
-    awaitable(py, async move {
-        if in_task {
-            panic!("a panic in a task, on purpose");
-        }
-        Ok(PanicsWhenConverted)
-    })
+    awaitable(py, panicking_work(place == "task"))
+}
+
+/// `_panicking_blocking_call(where)`: the same through `blocking`, for a caller that waits in
+/// its own thread.
+#[pyfunction]
+pub fn _panicking_blocking_call<'py>(py: Python<'py>, place: &str) -> PyResult<Bound<'py, PyAny>> {
+    blocking(py, panicking_work(place == "task"))
 }
 
 /// Registered with `atexit`: no completion touches Python after this returns.

@@ -92,6 +92,10 @@ fn cell(py: Python<'_>, row: &Row, index: usize) -> PyResult<Py<PyAny>> {
         Type::TEXT | Type::VARCHAR | Type::NAME | Type::BPCHAR => {
             get!(&str).into_pyobject(py)?.into_any().unbind()
         }
+        Type::BYTEA => match get!(&[u8]) {
+            Some(bytes) => PyBytes::new(py, bytes).into_any().unbind(),
+            None => py.None(),
+        },
         Type::UUID => match get!(uuid::Uuid) {
             Some(u) => uuid_object(py, u)?,
             None => py.None(),

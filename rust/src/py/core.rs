@@ -10,6 +10,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::config::{self, CoreConfig, RawCoreConfig};
+use crate::db::append::EventColumns;
 use crate::db::pgtypes::{JsonText, Micros};
 use crate::db::{
     admin, append, configuration, connection, generic, groups, migrate, offsets, query, queue,
@@ -211,6 +212,141 @@ impl Core {
     }
 }
 
+/// An append: small ones through group commit, larger ones by COPY. `strict`: an id stored
+/// before is a `DuplicateEventError` even when the call looks like a retry of the one that
+/// stored it (callers whose ids name a fact, like eventsourcing's versions).
+async fn append_work(
+    store: Arc<Store>,
+    stream: String,
+    columns: Arc<EventColumns>,
+    expected_version: Option<i64>,
+    strict: bool,
+) -> Result<(Vec<i64>, Vec<i64>), CoreError> {
+    store.check_usable()?;
+    let appended = if columns.ids.len() < append::COPY_THRESHOLD {
+        // Small appends share transactions with concurrent ones (`group_commit`).
+        let group = &store.group_commit;
+        group
+            .append(&store, stream.clone(), columns, expected_version)
+            .await?
+    } else {
+        let mut client = store.client().await?;
+        let sql = &store.sql.append;
+        append::append(&mut client, sql, &stream, &columns, expected_version).await?
+    };
+    let appended = appended.checked(&stream, strict)?;
+    Ok((appended.offsets, appended.positions))
+}
+
+async fn read_stream_work(
+    store: Arc<Store>,
+    stream: String,
+    start_offset: i64,
+    limit: i64,
+) -> Result<EventPage, CoreError> {
+    let client = store.client().await?;
+    let batch = read::read_stream(&client, &store.sql.read, &stream, start_offset, limit).await?;
+    Ok(EventPage(batch))
+}
+
+async fn read_all_work(
+    store: Arc<Store>,
+    after_position: i64,
+    limit: i64,
+) -> Result<EventPage, CoreError> {
+    let client = store.client().await?;
+    let batch = read::read_all(&client, &store.sql.read, after_position, limit).await?;
+    Ok(EventPage(batch))
+}
+
+async fn head_position_work(store: Arc<Store>) -> Result<i64, CoreError> {
+    let client = store.client().await?;
+    read::head_position(&client, &store.sql.read).await
+}
+
+async fn query_work(
+    store: Arc<Store>,
+    sql: String,
+    values: Vec<generic::Value>,
+) -> Result<TupleRows, CoreError> {
+    let client = store.client().await?;
+    let statement = client.prepare_cached(&sql).await?;
+    let rows = client
+        .query(&statement, &generic::as_params(&values))
+        .await?;
+    Ok(TupleRows(rows))
+}
+
+/// `Core.blocking()`: a few of the store's calls for synchronous callers (the `eventsourcing`
+/// recorders, called from their application's threads). Each runs on the runtime like the
+/// `Core` call of the same name and blocks its caller until the result (`bridge::blocking`),
+/// so a call costs the round trip and two thread switches, not also a hop through the
+/// thread of an asyncio loop and back.
+#[pyclass(frozen, module = "pgstreams._core")]
+pub struct BlockingCore {
+    store: Arc<Store>,
+}
+
+#[pymethods]
+impl BlockingCore {
+    #[pyo3(signature = (stream, batch, expected_version = None, strict = false))]
+    fn append<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        batch: &EventBatch,
+        expected_version: Option<i64>,
+        strict: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let work = append_work(
+            Arc::clone(&self.store),
+            stream,
+            Arc::clone(&batch.columns),
+            expected_version,
+            strict,
+        );
+        bridge::blocking(py, work)
+    }
+
+    fn read_stream<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        start_offset: i64,
+        limit: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let work = read_stream_work(Arc::clone(&self.store), stream, start_offset, limit);
+        bridge::blocking(py, work)
+    }
+
+    fn read_all<'py>(
+        &self,
+        py: Python<'py>,
+        after_position: i64,
+        limit: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        bridge::blocking(
+            py,
+            read_all_work(Arc::clone(&self.store), after_position, limit),
+        )
+    }
+
+    fn head_position<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        bridge::blocking(py, head_position_work(Arc::clone(&self.store)))
+    }
+
+    #[pyo3(signature = (sql, params = None))]
+    fn query<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        params: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let values = codec::params(params)?;
+        bridge::blocking(py, query_work(Arc::clone(&self.store), sql, values))
+    }
+}
+
 #[pymethods]
 impl Core {
     #[new]
@@ -293,14 +429,7 @@ impl Core {
         params: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let values = codec::params(params)?;
-        self.spawn(py, |store| async move {
-            let client = store.client().await?;
-            let statement = client.prepare_cached(&sql).await?;
-            let rows = client
-                .query(&statement, &generic::as_params(&values))
-                .await?;
-            Ok(TupleRows(rows))
-        })
+        self.spawn(py, |store| query_work(store, sql, values))
     }
 
     /// A member's heartbeat (migration 006): the live members of its group, by id.
@@ -408,27 +537,18 @@ impl Core {
         Ok(transaction::begin(Arc::clone(&self.store), idle_limit_ms))
     }
 
-    #[pyo3(signature = (stream, batch, expected_version = None))]
+    #[pyo3(signature = (stream, batch, expected_version = None, strict = false))]
     fn append<'py>(
         &self,
         py: Python<'py>,
         stream: String,
         batch: &EventBatch,
         expected_version: Option<i64>,
+        strict: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let columns = Arc::clone(&batch.columns);
-        self.spawn(py, |store| async move {
-            store.check_usable()?;
-            if columns.ids.len() < append::COPY_THRESHOLD {
-                // Small appends share transactions with concurrent ones (`group_commit`).
-                let group = &store.group_commit;
-                let appended = group.append(&store, stream, columns, expected_version);
-                return appended.await.map(|a| (a.offsets, a.positions));
-            }
-            let mut client = store.client().await?;
-            let sql = &store.sql.append;
-            let appended = append::append(&mut client, sql, &stream, &columns, expected_version);
-            appended.await.map(|a| (a.offsets, a.positions))
+        self.spawn(py, |store| {
+            append_work(store, stream, columns, expected_version, strict)
         })
     }
 
@@ -439,11 +559,8 @@ impl Core {
         start_offset: i64,
         limit: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.spawn(py, |store| async move {
-            let client = store.client().await?;
-            Ok(EventPage(
-                read::read_stream(&client, &store.sql.read, &stream, start_offset, limit).await?,
-            ))
+        self.spawn(py, |store| {
+            read_stream_work(store, stream, start_offset, limit)
         })
     }
 
@@ -453,12 +570,7 @@ impl Core {
         after_position: i64,
         limit: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.spawn(py, |store| async move {
-            let client = store.client().await?;
-            Ok(EventPage(
-                read::read_all(&client, &store.sql.read, after_position, limit).await?,
-            ))
-        })
+        self.spawn(py, |store| read_all_work(store, after_position, limit))
     }
 
     /// Like `read_stream`, from `start_offset` down, newest first.
@@ -518,10 +630,15 @@ impl Core {
     }
 
     fn head_position<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.spawn(py, |store| async move {
-            let client = store.client().await?;
-            read::head_position(&client, &store.sql.read).await
-        })
+        self.spawn(py, head_position_work)
+    }
+
+    /// The same store's calls for synchronous callers in threads of their own: each blocks
+    /// its thread (not the GIL) until its result, with no asyncio loop in between.
+    fn blocking(&self) -> BlockingCore {
+        BlockingCore {
+            store: Arc::clone(&self.store),
+        }
     }
 
     /// Enqueues a batch; returns how many were new (known ids are skipped).
