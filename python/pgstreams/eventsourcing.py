@@ -30,8 +30,12 @@ How eventsourcing's records map onto pgstreams:
   row per tracking recorder and upstream application, as eventsourcing's single-row tracking);
   with the in-memory store, in a dict.
 
-The recorders are synchronous, pgstreams is asyncio: each factory runs one event loop in a
-daemon thread and every recorder call waits there for its coroutine.
+The recorders are synchronous, pgstreams is asyncio. On PostgreSQL, the calls that run on
+their own (an insert of one aggregate's events, reading an aggregate, a page of
+notifications) go straight to pgstreams' Rust core from the caller's thread
+(``_core.BlockingCore``: the round trip and two thread switches). What needs a transaction (the
+events of several aggregates, a tracking record) and everything on the in-memory store runs
+on one event loop per factory, in a daemon thread, and the caller waits for it there.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 
-from . import errors
+from . import _core, errors
 from .events import Event
 from .events import StoredEvent as PgStoredEvent
 from .memory import InMemoryEventStore
@@ -175,6 +179,48 @@ class _MemoryTracking:
         self.max_ids[(tracking_name, tracking.application_name)] = tracking.notification_id
 
 
+class Statements:
+    """The reads the recorders send to pgstreams' events table themselves (PostgreSQL): with
+    eventsourcing's filters (versions, a recorder's streams, topics) applied by the server,
+    and only what a record needs (the state decoded from base64 by the server, no JSON decoded
+    in Python)."""
+
+    def __init__(self, schema: str) -> None:
+        # pgstreams accepts only plain identifiers as schema names, so quoting makes it inert.
+        events = f'"{schema}".events'
+        version = "(metadata->>'originator_version')::bigint"
+        state = "decode(data->>'state', 'base64')"
+        # A row without a version (another tool's) is kept by every filter and sorts first,
+        # so the read fails on it instead of skipping it.
+        versions = (
+            f"SELECT {version} AS version, event_type, {state} FROM {events} "
+            f"WHERE stream_name = $1 AND ({version} IS NULL OR "
+            f"(($2::bigint IS NULL OR {version} > $2) AND ($3::bigint IS NULL OR {version} <= $3)))"
+        )
+        self.select_versions = f"{versions} ORDER BY version NULLS FIRST LIMIT $4"
+        self.select_versions_desc = f"{versions} ORDER BY version DESC NULLS FIRST LIMIT $4"
+        # The feed in position order (always the position index: no filter on the streams,
+        # which a planner on stale statistics would answer with a scan of every stream of the
+        # prefix and a sort); other recorders' events come back as a position alone. The
+        # originator id is the stream name after the prefix, of the recorder's id type.
+        self.select_notifications: dict[tuple[OriginatorIdType, bool], str] = {}
+        mine = "starts_with(stream_name, $3)"
+        for id_type in ("uuid", "text"):
+            originator_id = "substr(stream_name, length($3) + 1)"
+            if id_type == "uuid":
+                originator_id += "::uuid"
+            feed = (
+                f"SELECT position, CASE WHEN {mine} THEN {originator_id} END, event_type, "
+                f"CASE WHEN {mine} THEN {state} END, "
+                f"CASE WHEN {mine} THEN metadata->>'originator_version' END "
+                f"FROM {events} WHERE position > $1 AND position <= $2"
+            )
+            self.select_notifications[(id_type, False)] = f"{feed} ORDER BY position LIMIT $4"
+            self.select_notifications[(id_type, True)] = (
+                f"{feed} AND event_type = ANY($5) ORDER BY position LIMIT $4"
+            )
+
+
 class PgStreamsDatastore:
     """One pgstreams store and the event loop it runs on, shared by a factory's recorders.
 
@@ -205,6 +251,11 @@ class PgStreamsDatastore:
         except BaseException:
             self._stop_loop()
             raise
+        # The store's calls without the loop (PostgreSQL only; see the module's documentation).
+        self.blocking: _core.BlockingCore | None = None
+        if isinstance(self.store, PostgresEventStore):
+            self.blocking = self.store._core.blocking()
+            self.statements = Statements(self.store.options.schema_name)
 
     @property
     def is_postgres(self) -> bool:
@@ -217,19 +268,24 @@ class PgStreamsDatastore:
         # pgstreams accepts only plain identifiers as schema names, so quoting makes it inert.
         return f'"{self.store.options.schema_name}".{TRACKING_TABLE}'
 
-    def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
-        """Runs ``coroutine`` on the store's loop and returns its result (from any thread but
-        the loop's own)."""
+    def _check_usable(self) -> None:
         if os.getpid() != self._pid:
-            coroutine.close()
             raise InterfaceError(
                 f"this pgstreams datastore was made in process {self._pid} and cannot be used "
                 f"in the forked process {os.getpid()}: make the application in the child"
             )
+        if self._closed:
+            raise InterfaceError("the pgstreams datastore is closed")
+
+    def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Runs ``coroutine`` on the store's loop and returns its result (from any thread but
+        the loop's own)."""
         with self._close_lock:
-            if self._closed:
+            try:
+                self._check_usable()
+            except InterfaceError:
                 coroutine.close()
-                raise InterfaceError("the pgstreams datastore is closed")
+                raise
             future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
             self._pending.add(future)
         try:
@@ -248,6 +304,50 @@ class PgStreamsDatastore:
         finally:
             with self._close_lock:
                 self._pending.discard(future)
+
+    def call(self, method: Callable[..., _T], *args: Any) -> _T:
+        """Calls ``method`` (of ``self.blocking``) in this thread, raising eventsourcing's
+        errors for pgstreams' ones."""
+        self._check_usable()
+        try:
+            return method(*args)
+        except errors.EventStreamingError as error:
+            raise translate_error(error) from error
+
+    def append_strict(self, stream: str, events: list[Event]) -> list[int]:
+        """Appends ``events`` to ``stream`` in one transaction of its own; their positions. An
+        event id stored before fails it (``IntegrityError``), even when the call looks like a
+        retry of the one that stored it: here an id is a version, used once."""
+        blocking = self.blocking
+        assert blocking is not None
+
+        def append() -> list[int]:
+            _, positions = blocking.append(stream, _core.EventBatch(events), None, True)
+            return positions
+
+        return self.call(append)
+
+    def read_stream(self, stream: str) -> list[PgStoredEvent]:
+        """Every event of ``stream``, in offset order, through the loop."""
+
+        async def collected() -> list[PgStoredEvent]:
+            return [event async for event in self.store.read_stream(stream)]
+
+        return self.run(collected())
+
+    def read_feed(
+        self, after: int, count: int, event_types: list[str] | None, stop: int | None
+    ) -> list[PgStoredEvent]:
+        """Up to ``count`` events of the feed after position ``after`` (of ``event_types``, up
+        to position ``stop``), through the loop."""
+
+        async def collected() -> list[PgStoredEvent]:
+            feed = self.store.read_all(
+                after_position=after, max_count=count, event_types=event_types, until_position=stop
+            )
+            return [event async for event in feed]
+
+        return self.run(collected())
 
     def submit(self, coroutine: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
         """Starts ``coroutine`` on the store's loop without waiting (background work that
@@ -466,13 +566,19 @@ class PgStreamsAggregateRecorder(PgStreamsRecorder, AggregateRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        self.datastore.run(self.record(stored_events))
+        self.record(stored_events)
         return None
 
-    async def record(self, stored_events: Sequence[StoredEvent]) -> list[int]:
-        """Appends the events in one transaction; returns their positions."""
+    def record(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """Appends the events in one transaction; returns their positions. One aggregate's
+        events are one append of their own (no transaction to open and flush); the events of
+        several go through a pgstreams transaction."""
         runs = self.runs(stored_events)
-        return await write(self.datastore.store, runs) if runs else []
+        if not runs:
+            return []
+        if len(runs) == 1 and self.datastore.blocking is not None:
+            return self.datastore.append_strict(*runs[0])
+        return self.datastore.run(write(self.datastore.store, runs))
 
     # -------------------------------------------------------------- reading
 
@@ -485,11 +591,9 @@ class PgStreamsAggregateRecorder(PgStreamsRecorder, AggregateRecorder):
         desc: bool = False,
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
-        return self.datastore.run(
-            self._select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
-        )
+        return self._select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
 
-    async def _select_events(
+    def _select_events(
         self,
         originator_id: uuid.UUID | str,
         *,
@@ -498,20 +602,18 @@ class PgStreamsAggregateRecorder(PgStreamsRecorder, AggregateRecorder):
         desc: bool,
         limit: int | None,
     ) -> list[StoredEvent]:
-        # The whole stream is read and filtered here: pgstreams indexes offsets, not
-        # originator versions, and the two need not move together (snapshots skip versions,
-        # an older snapshot may be taken after a newer one, any unused version is accepted,
-        # in any order), so no read of part of a stream can prove it found every version of
-        # a range: even when the first and last events look dense, a version above the range
-        # can sit at an earlier offset. One read fetches read_batch_size events per round
-        # trip, so an aggregate of up to that many events costs one read; the price is that
-        # loading from a snapshot (gt=) still fetches the events before it.
+        # pgstreams indexes offsets, not originator versions, and the two need not move
+        # together (snapshots skip versions, an older snapshot may be taken after a newer one,
+        # any unused version is accepted, in any order), so no read of part of a stream can
+        # prove it found every version of a range. On PostgreSQL the server filters and sorts
+        # the stream's events by version; in memory the whole stream is read and sorted here.
         if limit is not None and limit <= 0:
             return []
         stream = self.stream_name(originator_id)
+        if self.datastore.blocking is not None:
+            return self._select_versions(stream, gt, lte, desc, limit)
         versioned = [
-            (self.originator_version(event), event)
-            async for event in self.datastore.store.read_stream(stream)
+            (self.originator_version(event), event) for event in self.datastore.read_stream(stream)
         ]
         if any(a[0] >= b[0] for a, b in itertools.pairwise(versioned)):
             versioned.sort(key=lambda pair: pair[0])
@@ -536,6 +638,49 @@ class PgStreamsAggregateRecorder(PgStreamsRecorder, AggregateRecorder):
             for version, event in selected
         ]
 
+    def _select_versions(
+        self, stream: str, gt: int | None, lte: int | None, desc: bool, limit: int | None
+    ) -> list[StoredEvent]:
+        """``select_events`` on PostgreSQL: the versions filtered, sorted and limited by the
+        server, as eventsourcing's own recorders do (in one round trip; the stream's index
+        finds its events, the sort is of one aggregate's events). A row another tool wrote
+        (no version) sorts first and fails the read; a version that is not a number fails
+        the cast (``DataError``)."""
+        blocking = self.datastore.blocking
+        assert blocking is not None
+        statements = self.datastore.statements
+        sql = statements.select_versions_desc if desc else statements.select_versions
+        rows = self.datastore.call(blocking.query, sql, [stream, gt, lte, limit])
+        read_id = self.originator_id(stream)
+        return [
+            StoredEvent(
+                originator_id=read_id,
+                originator_version=(checked := self._version_of_row(read_id, version)),
+                topic=topic,
+                state=self._state_of_row(read_id, checked, state),
+            )
+            for version, topic, state in rows
+        ]
+
+    @staticmethod
+    def _version_of_row(originator_id: object, version: int | str | None) -> int:
+        try:
+            return int(version)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise DataError(
+                f"an event of originator {originator_id} was not written by eventsourcing: its "
+                f"metadata has no originator_version (found {version!r})"
+            ) from None
+
+    @staticmethod
+    def _state_of_row(originator_id: object, version: int, state: bytes | None) -> bytes:
+        if state is None:
+            raise DataError(
+                f"version {version} of originator {originator_id} was not written by "
+                "eventsourcing: its data has no state"
+            )
+        return state
+
 
 class PgStreamsApplicationRecorder(PgStreamsAggregateRecorder, ApplicationRecorder):
     """An aggregate recorder whose events also form the application's notification log: the
@@ -549,7 +694,7 @@ class PgStreamsApplicationRecorder(PgStreamsAggregateRecorder, ApplicationRecord
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        positions = self.datastore.run(self.record(stored_events))
+        positions = self.record(stored_events)
         self._notify_listeners()
         # As eventsourcing's PostgreSQL recorder: None when there was nothing to insert.
         return positions or None
@@ -563,13 +708,11 @@ class PgStreamsApplicationRecorder(PgStreamsAggregateRecorder, ApplicationRecord
         *,
         inclusive_of_start: bool = True,
     ) -> Sequence[Notification]:
-        return self.datastore.run(
-            self._select_notifications(
-                start, limit, stop, topics, inclusive_of_start=inclusive_of_start
-            )
+        return self._select_notifications(
+            start, limit, stop, topics, inclusive_of_start=inclusive_of_start
         )
 
-    async def _select_notifications(
+    def _select_notifications(
         self,
         start: int | None,
         limit: int,
@@ -581,52 +724,67 @@ class PgStreamsApplicationRecorder(PgStreamsAggregateRecorder, ApplicationRecord
         after = -1 if start is None else max(start - 1 if inclusive_of_start else start, -1)
         if limit <= 0 or (stop is not None and stop <= after):
             return []
-        # The feed is read in position order and this recorder's streams are picked out here,
-        # not by read_all(stream_prefix=...): a prefix that matches most of the feed (an
-        # application alone in its schema, the usual case) is planned, on statistics older
-        # than the events, as a scan of every stream of the prefix and a sort, not as the
-        # position index's first `limit` rows. Topics are filtered in SQL (the type index
-        # hands back rows in position order).
-        store = self.datastore.store
+        # The feed is read in position order, a window at a time, and this recorder's events
+        # are picked out of each window (by the server on PostgreSQL), not by
+        # read_all(stream_prefix=...): a prefix that matches most of the feed (an application
+        # alone in its schema, the usual case) is planned, on statistics older than the
+        # events, as a scan of every stream of the prefix and a sort, not as the position
+        # index's first `limit` rows. Topics are filtered in SQL.
         event_types = list(topics) or None
         selected: list[Notification] = []
-        # An aggregate's events sit together in the feed: parse each stream's id once.
-        originator_ids: dict[str, uuid.UUID | str] = {}
         count = limit
         while True:
-            page = [
-                event
-                async for event in store.read_all(
-                    after_position=after,
-                    max_count=count,
-                    event_types=event_types,
-                    until_position=stop,
+            rows = self._feed_rows(after, count, event_types, stop)
+            for position, originator_id, topic, state, version in rows:
+                if originator_id is None:
+                    continue  # another recorder's
+                checked = self._version_of_row(originator_id, version)
+                selected.append(
+                    Notification(
+                        id=position,
+                        originator_id=originator_id,
+                        originator_version=checked,
+                        topic=topic,
+                        state=self._state_of_row(originator_id, checked, state),
+                    )
                 )
-            ]
-            for event in page:
-                if event.stream.startswith(self.stream_prefix):
-                    selected.append(self._notification(event, originator_ids))
-                    if len(selected) == limit:
-                        return selected
-            if len(page) < count:
+                if len(selected) == limit:
+                    return selected
+            if len(rows) < count:
                 return selected  # the end of the feed (or of the range)
-            after = page[-1].position
-            # Other applications' events are in the way: read further ahead per round trip.
+            after = rows[-1][0]
+            # Other recorders' events are in the way: read further ahead per round trip.
             count = max(limit - len(selected), FOREIGN_PAGE)
 
-    def _notification(
-        self, event: PgStoredEvent, originator_ids: dict[str, uuid.UUID | str]
-    ) -> Notification:
-        originator_id = originator_ids.get(event.stream)
-        if originator_id is None:
-            originator_id = originator_ids[event.stream] = self.originator_id(event.stream)
-        return Notification(
-            id=event.position,
-            originator_id=originator_id,
-            originator_version=self.originator_version(event),
-            topic=event.type,
-            state=self.state(event),
-        )
+    def _feed_rows(
+        self, after: int, count: int, event_types: list[str] | None, stop: int | None
+    ) -> list[tuple[Any, ...]]:
+        """Up to ``count`` events of the feed after ``after`` (of ``event_types``, up to
+        ``stop``) as ``(position, originator id, topic, state, version)``, the last four None
+        for another recorder's event. On PostgreSQL the server picks this recorder's events
+        out and decodes their state, in one round trip."""
+        blocking = self.datastore.blocking
+        if blocking is not None:
+            sql = self.datastore.statements.select_notifications[
+                (self.originator_id_type, event_types is not None)
+            ]
+            until = 2**63 - 1 if stop is None else stop
+            params = [after, until, self.stream_prefix, count]
+            if event_types is not None:
+                params.append(event_types)
+            return self.datastore.call(blocking.query, sql, params)
+        return [
+            (
+                event.position,
+                self.originator_id(event.stream),
+                event.type,
+                self.state(event),
+                self.originator_version(event),
+            )
+            if event.stream.startswith(self.stream_prefix)
+            else (event.position, None, None, None, None)
+            for event in self.datastore.read_feed(after, count, event_types, stop)
+        ]
 
     def max_notification_id(self) -> int | None:
         return self.datastore.run(self._max_notification_id())

@@ -21,6 +21,7 @@ import threading
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 from unittest import TestCase
 
@@ -54,6 +55,7 @@ from eventsourcing.tests.persistence import (
 )
 from eventsourcing.utils import Environment, get_topic
 
+import pgstreams
 from pgstreams.eventsourcing import (
     PgStreamsAggregateRecorder,
     PgStreamsApplicationRecorder,
@@ -252,6 +254,51 @@ class MappingCase(StoreKind):
             (e.originator_id, e.originator_version) for e in events
         ]
         assert recorder.insert_events([]) is None
+
+    def test_an_event_another_program_wrote_in_a_recorders_stream_is_a_data_error(self) -> None:
+        datastore = self.new_datastore()
+        recorder = PgStreamsApplicationRecorder(datastore)
+        originator = uuid.uuid4()
+        recorder.insert_events([stored(originator, 1)])
+        stream = recorder.stream_name(originator)
+        other = uuid.uuid4()
+        foreign = [
+            (originator, pgstreams.Event("Foreign", {"state": "AAAA"})),  # no version
+            (other, pgstreams.Event("Foreign", {"other": 1}, metadata={"originator_version": 2})),
+        ]
+        for originator_id, written in foreign:
+            datastore.run(datastore.store.append(recorder.stream_name(originator_id), written))
+
+        for originator_id in (originator, other):
+            with pytest.raises(DataError):
+                recorder.select_events(originator_id)
+        with pytest.raises(DataError):
+            recorder.select_notifications(None, 10)
+        # What comes before it still reads.
+        assert versions(recorder.select_notifications(None, 1)) == [1]
+        assert stream == f"stored_events:{originator}"
+
+    def test_threads_inserting_one_version_at_once_let_exactly_one_through(self) -> None:
+        recorder = PgStreamsApplicationRecorder(self.new_datastore())
+        threads = 8
+        for _ in range(3):
+            originator = uuid.uuid4()
+            start = threading.Barrier(threads)
+
+            def insert(
+                _: int, originator: uuid.UUID = originator, start: threading.Barrier = start
+            ) -> str:
+                start.wait(PATIENCE)
+                try:
+                    recorder.insert_events([stored(originator, 1)])
+                except IntegrityError:
+                    return "refused"
+                return "inserted"
+
+            with ThreadPoolExecutor(threads) as pool:
+                outcomes = sorted(pool.map(insert, range(threads)))
+            assert outcomes == ["inserted"] + ["refused"] * (threads - 1)
+            assert versions(recorder.select_events(originator)) == [1]
 
     def test_a_uuid_given_as_text_is_the_same_originator(self) -> None:
         recorder = PgStreamsAggregateRecorder(self.new_datastore())
