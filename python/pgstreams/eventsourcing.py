@@ -179,48 +179,6 @@ class _MemoryTracking:
         self.max_ids[(tracking_name, tracking.application_name)] = tracking.notification_id
 
 
-class Statements:
-    """The reads the recorders send to pgstreams' events table themselves (PostgreSQL): with
-    eventsourcing's filters (versions, a recorder's streams, topics) applied by the server,
-    and only what a record needs (the state decoded from base64 by the server, no JSON decoded
-    in Python)."""
-
-    def __init__(self, schema: str) -> None:
-        # pgstreams accepts only plain identifiers as schema names, so quoting makes it inert.
-        events = f'"{schema}".events'
-        version = "(metadata->>'originator_version')::bigint"
-        state = "decode(data->>'state', 'base64')"
-        # A row without a version (another tool's) is kept by every filter and sorts first,
-        # so the read fails on it instead of skipping it.
-        versions = (
-            f"SELECT {version} AS version, event_type, {state} FROM {events} "
-            f"WHERE stream_name = $1 AND ({version} IS NULL OR "
-            f"(($2::bigint IS NULL OR {version} > $2) AND ($3::bigint IS NULL OR {version} <= $3)))"
-        )
-        self.select_versions = f"{versions} ORDER BY version NULLS FIRST LIMIT $4"
-        self.select_versions_desc = f"{versions} ORDER BY version DESC NULLS FIRST LIMIT $4"
-        # The feed in position order (always the position index: no filter on the streams,
-        # which a planner on stale statistics would answer with a scan of every stream of the
-        # prefix and a sort); other recorders' events come back as a position alone. The
-        # originator id is the stream name after the prefix, of the recorder's id type.
-        self.select_notifications: dict[tuple[OriginatorIdType, bool], str] = {}
-        mine = "starts_with(stream_name, $3)"
-        for id_type in ("uuid", "text"):
-            originator_id = "substr(stream_name, length($3) + 1)"
-            if id_type == "uuid":
-                originator_id += "::uuid"
-            feed = (
-                f"SELECT position, CASE WHEN {mine} THEN {originator_id} END, event_type, "
-                f"CASE WHEN {mine} THEN {state} END, "
-                f"CASE WHEN {mine} THEN metadata->>'originator_version' END "
-                f"FROM {events} WHERE position > $1 AND position <= $2"
-            )
-            self.select_notifications[(id_type, False)] = f"{feed} ORDER BY position LIMIT $4"
-            self.select_notifications[(id_type, True)] = (
-                f"{feed} AND event_type = ANY($5) ORDER BY position LIMIT $4"
-            )
-
-
 class PgStreamsDatastore:
     """One pgstreams store and the event loop it runs on, shared by a factory's recorders.
 
@@ -255,7 +213,6 @@ class PgStreamsDatastore:
         self.blocking: _core.BlockingCore | None = None
         if isinstance(self.store, PostgresEventStore):
             self.blocking = self.store._core.blocking()
-            self.statements = Statements(self.store.options.schema_name)
 
     @property
     def is_postgres(self) -> bool:
@@ -461,6 +418,15 @@ async def write(
     return [position for handle in handles for position in handle.result().positions]
 
 
+BIGINT_MAX: Final = 2**63 - 1
+
+
+def bigint(number: int) -> int:
+    """``number`` within PostgreSQL's bigint: a bound past every stored version or position
+    means the same as the largest one (eventsourcing passes any int)."""
+    return max(-BIGINT_MAX - 1, min(number, BIGINT_MAX))
+
+
 def _check_name(name: str, what: str) -> str:
     if not name or SEPARATOR in name:
         raise ProgrammingError(f"{what} {name!r} must be non-empty and without {SEPARATOR!r}")
@@ -648,9 +614,8 @@ class PgStreamsAggregateRecorder(PgStreamsRecorder, AggregateRecorder):
         the cast (``DataError``)."""
         blocking = self.datastore.blocking
         assert blocking is not None
-        statements = self.datastore.statements
-        sql = statements.select_versions_desc if desc else statements.select_versions
-        rows = self.datastore.call(blocking.query, sql, [stream, gt, lte, limit])
+        gt, lte, limit = (None if n is None else bigint(n) for n in (gt, lte, limit))
+        rows = self.datastore.call(blocking.select_versions, stream, gt, lte, limit, desc)
         read_id = self.originator_id(stream)
         return [
             StoredEvent(
@@ -722,8 +687,10 @@ class PgStreamsApplicationRecorder(PgStreamsAggregateRecorder, ApplicationRecord
         inclusive_of_start: bool,
     ) -> list[Notification]:
         after = -1 if start is None else max(start - 1 if inclusive_of_start else start, -1)
-        if limit <= 0 or (stop is not None and stop <= after):
+        if limit <= 0 or (stop is not None and stop <= after) or after >= BIGINT_MAX:
             return []
+        limit = bigint(limit)
+        stop = None if stop is None else bigint(stop)
         # The feed is read in position order, a window at a time, and this recorder's events
         # are picked out of each window (by the server on PostgreSQL), not by
         # read_all(stream_prefix=...): a prefix that matches most of the feed (an application
@@ -765,14 +732,17 @@ class PgStreamsApplicationRecorder(PgStreamsAggregateRecorder, ApplicationRecord
         out and decodes their state, in one round trip."""
         blocking = self.datastore.blocking
         if blocking is not None:
-            sql = self.datastore.statements.select_notifications[
-                (self.originator_id_type, event_types is not None)
-            ]
-            until = 2**63 - 1 if stop is None else stop
-            params = [after, until, self.stream_prefix, count]
-            if event_types is not None:
-                params.append(event_types)
-            return self.datastore.call(blocking.query, sql, params)
+            until = BIGINT_MAX if stop is None else stop
+            uuid_ids = self.originator_id_type == "uuid"
+            return self.datastore.call(
+                blocking.select_notifications,
+                after,
+                until,
+                count,
+                self.stream_prefix,
+                event_types,
+                uuid_ids,
+            )
         return [
             (
                 event.position,

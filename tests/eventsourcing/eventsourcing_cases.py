@@ -278,6 +278,18 @@ class MappingCase(StoreKind):
         assert versions(recorder.select_notifications(None, 1)) == [1]
         assert stream == f"stored_events:{originator}"
 
+    def test_bounds_past_any_stored_number_mean_no_bound(self) -> None:
+        recorder = PgStreamsApplicationRecorder(self.new_datastore())
+        originator = uuid.uuid4()
+        ids = recorder.insert_events([stored(originator, 1), stored(originator, 2)])
+        huge = 2**70
+
+        everything = recorder.select_events(originator, gt=-huge, lte=huge, limit=huge)
+        assert versions(everything) == [1, 2]
+        assert recorder.select_events(originator, gt=huge) == []
+        assert [n.id for n in recorder.select_notifications(None, huge, stop=huge)] == ids
+        assert recorder.select_notifications(huge, 10) == []
+
     def test_threads_inserting_one_version_at_once_let_exactly_one_through(self) -> None:
         recorder = PgStreamsApplicationRecorder(self.new_datastore())
         threads = 8

@@ -15,6 +15,7 @@ pub mod query;
 pub mod queue;
 pub mod queue_admin;
 pub mod read;
+pub mod recorder;
 pub mod retention;
 pub mod sql;
 pub mod streams;

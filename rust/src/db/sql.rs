@@ -4,8 +4,8 @@
 //! gathers them. Python sends no SQL of its own: the other home of SQL is `migrations/`.
 
 use super::{
-    admin, append, configuration, groups, listener, offsets, queue, queue_admin, read, retention,
-    streams, transaction,
+    admin, append, configuration, groups, listener, offsets, queue, queue_admin, read, recorder,
+    retention, streams, transaction,
 };
 
 pub struct Sql {
@@ -13,6 +13,7 @@ pub struct Sql {
     pub schema: String,
     pub append: append::Statements,
     pub read: read::Statements,
+    pub recorder: recorder::Statements,
     pub streams: streams::Statements,
     pub offsets: offsets::Statements,
     pub queue: queue::Statements,
@@ -32,6 +33,7 @@ impl Sql {
         Sql {
             append: append::Statements::new(&quoted),
             read: read::Statements::new(&quoted),
+            recorder: recorder::Statements::new(&quoted),
             streams: streams::Statements::new(&quoted),
             offsets: offsets::Statements::new(&quoted),
             queue: queue::Statements::new(&quoted, &notify_channel),

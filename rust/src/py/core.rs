@@ -14,7 +14,7 @@ use crate::db::append::EventColumns;
 use crate::db::pgtypes::{JsonText, Micros};
 use crate::db::{
     admin, append, configuration, connection, generic, groups, migrate, offsets, query, queue,
-    queue_admin, read, retention, streams,
+    queue_admin, read, recorder, retention, streams,
 };
 use crate::errors::{ConfigurationError, CoreError};
 use crate::py::batch::{EventBatch, Receipts};
@@ -333,6 +333,60 @@ impl BlockingCore {
 
     fn head_position<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         bridge::blocking(py, head_position_work(Arc::clone(&self.store)))
+    }
+
+    /// An eventsourcing aggregate's events (`db::recorder`): `(version, type, state)` rows.
+    #[pyo3(signature = (stream, gt, lte, limit, descending))]
+    fn select_versions<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        gt: Option<i64>,
+        lte: Option<i64>,
+        limit: Option<i64>,
+        descending: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let store = Arc::clone(&self.store);
+        bridge::blocking(py, async move {
+            let client = store.client().await?;
+            let sql = &store.sql.recorder;
+            let rows =
+                recorder::select_versions(&client, sql, &stream, (gt, lte), limit, descending)
+                    .await?;
+            Ok(TupleRows(rows))
+        })
+    }
+
+    /// A window of the feed for an eventsourcing notification log (`db::recorder`):
+    /// `(position, originator id, type, state, version)` rows, the last four None for events
+    /// of streams without `prefix`.
+    #[pyo3(signature = (after, until, count, prefix, event_types, uuid_ids))]
+    #[allow(clippy::too_many_arguments)]
+    fn select_notifications<'py>(
+        &self,
+        py: Python<'py>,
+        after: i64,
+        until: i64,
+        count: i64,
+        prefix: String,
+        event_types: Option<Vec<String>>,
+        uuid_ids: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let store = Arc::clone(&self.store);
+        bridge::blocking(py, async move {
+            let client = store.client().await?;
+            let window = recorder::FeedWindow {
+                after,
+                until,
+                count,
+                prefix: &prefix,
+                topics: event_types.as_deref(),
+                uuid_ids,
+            };
+            let rows =
+                recorder::select_notifications(&client, &store.sql.recorder, &window).await?;
+            Ok(TupleRows(rows))
+        })
     }
 
     #[pyo3(signature = (sql, params = None))]
