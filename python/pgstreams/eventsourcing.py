@@ -418,6 +418,15 @@ async def write(
     return [position for handle in handles for position in handle.result().positions]
 
 
+def not_written_by_eventsourcing(originator_id: object, version: int | None) -> DataError:
+    """The error for a row of a recorder's stream that another program wrote: one without a
+    version or without a state."""
+    what = "an originator_version" if version is None else f"a state (version {version})"
+    return DataError(
+        f"an event of originator {originator_id} was not written by eventsourcing: it has no {what}"
+    )
+
+
 BIGINT_MAX: Final = 2**63 - 1
 
 
@@ -617,34 +626,16 @@ class PgStreamsAggregateRecorder(PgStreamsRecorder, AggregateRecorder):
         gt, lte, limit = (None if n is None else bigint(n) for n in (gt, lte, limit))
         rows = self.datastore.call(blocking.select_versions, stream, gt, lte, limit, desc)
         read_id = self.originator_id(stream)
-        return [
-            StoredEvent(
-                originator_id=read_id,
-                originator_version=(checked := self._version_of_row(read_id, version)),
-                topic=topic,
-                state=self._state_of_row(read_id, checked, state),
+        selected = []
+        for version, topic, state in rows:
+            if version is None or state is None:
+                raise not_written_by_eventsourcing(read_id, version)
+            selected.append(
+                StoredEvent(
+                    originator_id=read_id, originator_version=version, topic=topic, state=state
+                )
             )
-            for version, topic, state in rows
-        ]
-
-    @staticmethod
-    def _version_of_row(originator_id: object, version: int | str | None) -> int:
-        try:
-            return int(version)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise DataError(
-                f"an event of originator {originator_id} was not written by eventsourcing: its "
-                f"metadata has no originator_version (found {version!r})"
-            ) from None
-
-    @staticmethod
-    def _state_of_row(originator_id: object, version: int, state: bytes | None) -> bytes:
-        if state is None:
-            raise DataError(
-                f"version {version} of originator {originator_id} was not written by "
-                "eventsourcing: its data has no state"
-            )
-        return state
+        return selected
 
 
 class PgStreamsApplicationRecorder(PgStreamsAggregateRecorder, ApplicationRecorder):
@@ -705,14 +696,15 @@ class PgStreamsApplicationRecorder(PgStreamsAggregateRecorder, ApplicationRecord
             for position, originator_id, topic, state, version in rows:
                 if originator_id is None:
                     continue  # another recorder's
-                checked = self._version_of_row(originator_id, version)
+                if version is None or state is None:
+                    raise not_written_by_eventsourcing(originator_id, version)
                 selected.append(
                     Notification(
                         id=position,
                         originator_id=originator_id,
-                        originator_version=checked,
+                        originator_version=version,
                         topic=topic,
-                        state=self._state_of_row(originator_id, checked, state),
+                        state=state,
                     )
                 )
                 if len(selected) == limit:

@@ -261,15 +261,16 @@ class MappingCase(StoreKind):
         originator = uuid.uuid4()
         recorder.insert_events([stored(originator, 1)])
         stream = recorder.stream_name(originator)
-        other = uuid.uuid4()
+        other, third = uuid.uuid4(), uuid.uuid4()
         foreign = [
             (originator, pgstreams.Event("Foreign", {"state": "AAAA"})),  # no version
             (other, pgstreams.Event("Foreign", {"other": 1}, metadata={"originator_version": 2})),
+            (third, pgstreams.Event("F", {"state": "AAAA"}, metadata={"originator_version": "x"})),
         ]
         for originator_id, written in foreign:
             datastore.run(datastore.store.append(recorder.stream_name(originator_id), written))
 
-        for originator_id in (originator, other):
+        for originator_id in (originator, other, third):
             with pytest.raises(DataError):
                 recorder.select_events(originator_id)
         with pytest.raises(DataError):

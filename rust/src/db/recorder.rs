@@ -43,7 +43,7 @@ impl Statements {
                 "SELECT position, \
                  CASE WHEN {mine} THEN substr(stream_name, length($3) + 1){cast} END, \
                  event_type, CASE WHEN {mine} THEN {STATE} END, \
-                 CASE WHEN {mine} THEN metadata->>'originator_version' END \
+                 CASE WHEN {mine} THEN {VERSION} END \
                  FROM {s}.events WHERE position > $1 AND position <= $2{of_topics} \
                  ORDER BY position LIMIT $4"
             )
@@ -91,7 +91,7 @@ pub struct FeedWindow<'a> {
 }
 
 /// Up to `count` events of the feed in (`after`, `until`], of `topics`: rows of (position,
-/// originator id, type, state, version text), the last four NULL for another recorder's.
+/// originator id, type, state, version), the last four NULL for another recorder's.
 pub async fn select_notifications(
     client: &deadpool_postgres::Client,
     sql: &Statements,
