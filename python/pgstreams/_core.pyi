@@ -17,6 +17,7 @@ __all__ = [
     "MAX_READ_BATCH_SIZE",
     "MAX_STATEMENT_TIMEOUT_SECONDS",
     "BlockingCore",
+    "BlockingTransaction",
     "Core",
     "DeadLetter",
     "Event",
@@ -208,6 +209,7 @@ class BlockingCore:
     def read_stream(self, stream: str, start_offset: int, limit: int) -> EventPage: ...
     def read_all(self, after_position: int, limit: int) -> EventPage: ...
     def head_position(self) -> int: ...
+    def begin(self, idle_limit: float | None = None) -> BlockingTransaction: ...
     def select_versions(
         self, stream: str, gt: int | None, lte: int | None, limit: int | None, descending: bool
     ) -> list[tuple[int | None, str, bytes | None]]: ...
@@ -371,6 +373,20 @@ class Transaction:
     ) -> Awaitable[tuple[list[tuple[list[int], list[int]]], list[int], list[bool], list[int]]]: ...
     def rollback(self) -> Awaitable[None]: ...
     def is_open(self) -> bool: ...
+
+@final
+class BlockingTransaction:
+    """``BlockingCore.begin()``: ``Transaction``'s calls, each blocking its thread."""
+
+    def execute(self, sql: str, params: Iterable[Any] | None = None) -> int: ...
+    def commit(
+        self,
+        appends: list[tuple[str, EventBatch, int | None]],
+        enqueues: list[tuple[str, EventBatch, float]],
+        commits: list[tuple[str | None, str, int, bool, int | None, tuple[str, int] | None]],
+        acknowledgements: list[Receipts],
+    ) -> tuple[list[tuple[list[int], list[int]]], list[int], list[bool], list[int]]: ...
+    def rollback(self) -> None: ...
 
 @final
 class Session:

@@ -284,6 +284,36 @@ class PgStreamsDatastore:
 
         return self.call(append)
 
+    def write(
+        self,
+        runs: Sequence[tuple[str, list[Event]]],
+        before: Callable[[_core.BlockingTransaction], None] | None = None,
+    ) -> list[int]:
+        """``write`` from this thread (PostgreSQL): the runs appended in one transaction,
+        after ``before(tx)`` ran in it; the events' positions, in order."""
+        blocking = self.blocking
+        assert blocking is not None
+        store = self.store
+        assert isinstance(store, PostgresEventStore)
+
+        def transaction() -> list[int]:
+            tx = blocking.begin(store._default_transaction_timeout())
+            try:
+                if before is not None:
+                    before(tx)
+                appends: list[tuple[str, _core.EventBatch, int | None]] = [
+                    (stream, _core.EventBatch(events), None) for stream, events in runs
+                ]
+                appended = tx.commit(appends, [], [], [])[0]
+            except BaseException:
+                # The error that got here is the one to raise, whatever the rollback meets.
+                with contextlib.suppress(errors.EventStreamingError):
+                    tx.rollback()
+                raise
+            return [position for _, positions in appended for position in positions]
+
+        return self.call(transaction)
+
     def read_stream(self, stream: str) -> list[PgStoredEvent]:
         """Every event of ``stream``, in offset order, through the loop."""
 
@@ -551,9 +581,11 @@ class PgStreamsAggregateRecorder(PgStreamsRecorder, AggregateRecorder):
         runs = self.runs(stored_events)
         if not runs:
             return []
-        if len(runs) == 1 and self.datastore.blocking is not None:
+        if self.datastore.blocking is None:
+            return self.datastore.run(write(self.datastore.store, runs))
+        if len(runs) == 1:
             return self.datastore.append_strict(*runs[0])
-        return self.datastore.run(write(self.datastore.store, runs))
+        return self.datastore.write(runs)
 
     # -------------------------------------------------------------- reading
 
@@ -853,12 +885,27 @@ class PgStreamsTrackingRecorder(PgStreamsRecorder, TrackingRecorder):
         self.datastore.run(self.datastore.create_tracking_table())
 
     def insert_tracking(self, tracking: Tracking) -> None:
-        self.datastore.run(self.write_tracked([], tracking))
+        self.record_tracked([], tracking)
+
+    def record_tracked(
+        self, runs: Sequence[tuple[str, list[Event]]], tracking: Tracking
+    ) -> list[int]:
+        """Appends the runs and records ``tracking``, all or nothing; the events' positions.
+        On PostgreSQL from this thread (``Core.blocking()``), in memory through the loop."""
+        if self.datastore.blocking is None:
+            return self.datastore.run(self.write_tracked(runs, tracking))
+        sql, params = self.tracking_statement(tracking)
+
+        def track(tx: _core.BlockingTransaction) -> None:
+            if tx.execute(sql, params) == 0:
+                raise self.not_above_recorded(tracking)
+
+        return self.datastore.write(runs, track)
 
     async def write_tracked(
         self, runs: Sequence[tuple[str, list[Event]]], tracking: Tracking
     ) -> list[int]:
-        """Appends the runs and records ``tracking``, all or nothing; the events' positions."""
+        """``record_tracked`` on the loop."""
         store = self.datastore.store
         if self.datastore.is_postgres:
 
@@ -880,23 +927,29 @@ class PgStreamsTrackingRecorder(PgStreamsRecorder, TrackingRecorder):
         ``IntegrityError`` (which rolls ``tx`` back) when its notification id is not above the
         one recorded. A materialized view subclassing this recorder updates its own tables
         with ``tx.execute`` and calls this in the same transaction: exactly once."""
-        # One statement: a new row, or the row raised to a higher notification id; no row
-        # touched means it was not higher.
-        updated = await tx.execute(
+        sql, params = self.tracking_statement(tracking)
+        if await tx.execute(sql, *params) == 0:
+            raise self.not_above_recorded(tracking)
+
+    def tracking_statement(self, tracking: Tracking) -> tuple[str, list[Any]]:
+        """The statement recording ``tracking`` and its parameters. One statement: a new row,
+        or the row raised to a higher notification id; no row touched means it was not
+        higher."""
+        sql = (
             f"INSERT INTO {self.datastore.tracking_table} AS t "
             "(tracking_name, application_name, notification_id) VALUES ($1, $2, $3) "
             "ON CONFLICT (tracking_name, application_name) DO UPDATE "
             "SET notification_id = excluded.notification_id "
-            "WHERE t.notification_id < excluded.notification_id",
-            self.tracking_name,
-            tracking.application_name,
-            tracking.notification_id,
+            "WHERE t.notification_id < excluded.notification_id"
         )
-        if updated == 0:
-            raise IntegrityError(
-                f"tracking {tracking.application_name!r} {tracking.notification_id}: not above "
-                "the notification id already recorded"
-            )
+        return sql, [self.tracking_name, tracking.application_name, tracking.notification_id]
+
+    @staticmethod
+    def not_above_recorded(tracking: Tracking) -> IntegrityError:
+        return IntegrityError(
+            f"tracking {tracking.application_name!r} {tracking.notification_id}: not above "
+            "the notification id already recorded"
+        )
 
     def max_tracking_id(self, application_name: str) -> int | None:
         return self.datastore.run(self._max_tracking_id(application_name))
@@ -938,7 +991,7 @@ class PgStreamsProcessRecorder(
         tracking: Tracking | None = kwargs.get("tracking")
         if tracking is None:
             return super().insert_events(stored_events)
-        positions = self.datastore.run(self.write_tracked(self.runs(stored_events), tracking))
+        positions = self.record_tracked(self.runs(stored_events), tracking)
         self._notify_listeners()
         return positions or None
 

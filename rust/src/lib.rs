@@ -27,6 +27,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::core::BlockingCore>()?;
     m.add_class::<py::session::Session>()?;
     m.add_class::<py::transaction::Transaction>()?;
+    m.add_class::<py::transaction::BlockingTransaction>()?;
     m.add_class::<py::follow::FeedFollower>()?;
     m.add_function(wrap_pyfunction!(py::follow::notify_channel, m)?)?;
     m.add_class::<py::event::Event>()?;

@@ -132,3 +132,45 @@ async def test_a_signal_interrupts_a_blocked_caller_and_cancels_its_statement(
         # The server was told to stop the statement: it does not sleep out its minute.
         assert await eventually(still_running, lambda running: running == 0) == 0
         assert await asyncio.to_thread(blocking.query, "SELECT 1") == [(1,)]
+
+
+async def test_a_blocking_transaction_commits_all_or_nothing(pg_options: PostgresOptions) -> None:
+    async with pgstreams.connect(pg_options) as store:
+        blocking = store._core.blocking()
+        table = f'"{pg_options.schema_name}".ledger'
+        await run_sql(pg_options.connection_string, f"CREATE TABLE {table} (n int)")
+
+        def commits() -> list[int]:
+            tx = blocking.begin(30.0)
+            assert tx.execute(f"INSERT INTO {table} VALUES ($1)", [1]) == 1
+            appends = [
+                ("a", batch_of([Event("E", {})]), None),
+                ("b", batch_of([Event("E", {})]), -1),
+            ]
+            appended = tx.commit(appends, [], [], [])[0]
+            return [positions[0] for _, positions in appended]
+
+        def conflicts() -> None:
+            tx = blocking.begin(30.0)
+            tx.execute(f"INSERT INTO {table} VALUES ($1)", [2])
+            # "b" is at version 0 now: the expectation fails at commit, nothing is written.
+            tx.commit(
+                [("a", batch_of([Event("E", {})]), None), ("b", batch_of([Event("E", {})]), -1)],
+                [],
+                [],
+                [],
+            )
+
+        def rolled_back() -> None:
+            tx = blocking.begin(30.0)
+            tx.execute(f"INSERT INTO {table} VALUES ($1)", [3])
+            tx.rollback()
+
+        assert await asyncio.to_thread(commits) == [1, 2]
+        with pytest.raises(pgstreams.ConcurrencyError):
+            await asyncio.to_thread(conflicts)
+        await asyncio.to_thread(rolled_back)
+
+        rows = await run_sql(pg_options.connection_string, f"SELECT n FROM {table}")
+        assert rows == [(1,)]
+        assert [e.stream async for e in store.read_all()] == ["a", "b"]

@@ -277,6 +277,14 @@ async fn query_work(
     Ok(TupleRows(rows))
 }
 
+/// A transaction's idle limit (seconds, checked) in milliseconds.
+fn idle_limit_ms(idle_limit: Option<f64>) -> PyResult<Option<u64>> {
+    Ok(idle_limit
+        .map(|s| config::duration("timeout", s, false, config::MAX_STATEMENT_TIMEOUT_SECONDS))
+        .transpose()?
+        .map(|d| d.as_millis().max(1) as u64))
+}
+
 /// `Core.blocking()`: a few of the store's calls for synchronous callers (the `eventsourcing`
 /// recorders, called from their application's threads). Each runs on the runtime like the
 /// `Core` call of the same name and blocks its caller until the result (`bridge::blocking`),
@@ -333,6 +341,17 @@ impl BlockingCore {
 
     fn head_position<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         bridge::blocking(py, head_position_work(Arc::clone(&self.store)))
+    }
+
+    /// As `Core.begin`, for a transaction whose calls block.
+    #[pyo3(signature = (idle_limit = None))]
+    fn begin(&self, idle_limit: Option<f64>) -> PyResult<transaction::BlockingTransaction> {
+        let idle_limit_ms = idle_limit_ms(idle_limit)?;
+        self.store.check_usable()?;
+        Ok(transaction::begin_blocking(
+            Arc::clone(&self.store),
+            idle_limit_ms,
+        ))
     }
 
     /// An eventsourcing aggregate's events (`db::recorder`): `(version, type, state)` rows.
@@ -583,10 +602,7 @@ impl Core {
     /// may sit idle between statements (the server ends it then).
     #[pyo3(signature = (idle_limit = None))]
     fn begin(&self, idle_limit: Option<f64>) -> PyResult<transaction::Transaction> {
-        let idle_limit_ms = idle_limit
-            .map(|s| config::duration("timeout", s, false, config::MAX_STATEMENT_TIMEOUT_SECONDS))
-            .transpose()?
-            .map(|d| d.as_millis().max(1) as u64);
+        let idle_limit_ms = idle_limit_ms(idle_limit)?;
         self.store.check_usable()?;
         Ok(transaction::begin(Arc::clone(&self.store), idle_limit_ms))
     }

@@ -80,19 +80,13 @@ async fn after_begin<T>(
 
 #[pyclass(frozen, module = "pgstreams._core")]
 pub struct Transaction {
-    store: Arc<Store>,
-    held: Arc<tokio::sync::Mutex<Held>>,
+    inner: Inner,
 }
 
 /// A transaction of `store` (its connection and `BEGIN` come with its first statement).
 pub fn begin(store: Arc<Store>, idle_limit_ms: Option<u64>) -> Transaction {
     Transaction {
-        store,
-        held: Arc::new(tokio::sync::Mutex::new(Held {
-            connection: None,
-            begin: Some(transaction::begin(idle_limit_ms)),
-            taken: false,
-        })),
+        inner: Inner::new(store, idle_limit_ms),
     }
 }
 
@@ -152,13 +146,7 @@ impl Transaction {
         params: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let values = codec::params(params)?;
-        let (store, held) = (Arc::clone(&self.store), Arc::clone(&self.held));
-        bridge::awaitable(py, async move {
-            run_statement(&store, &held, &sql, async |c, statement| {
-                Ok(c.execute(&statement, &generic::as_params(&values)).await?)
-            })
-            .await
-        })
+        bridge::awaitable(py, self.inner.execute(sql, values))
     }
 
     /// The caller's query, at once; its rows as tuples.
@@ -170,14 +158,7 @@ impl Transaction {
         params: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let values = codec::params(params)?;
-        let (store, held) = (Arc::clone(&self.store), Arc::clone(&self.held));
-        bridge::awaitable(py, async move {
-            run_statement(&store, &held, &sql, async |c, statement| {
-                let rows = c.query(&statement, &generic::as_params(&values)).await?;
-                Ok(TupleRows(rows))
-            })
-            .await
-        })
+        bridge::awaitable(py, self.inner.fetch(sql, values))
     }
 
     /// Flushes the staged operations and commits, in one round trip. Returns, in call order
@@ -191,43 +172,172 @@ impl Transaction {
         commits: Vec<CommitArgs>,
         acknowledgements: Vec<PyRef<'py, Receipts>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let staged = Staged {
-            appends: appends
-                .into_iter()
-                .map(|(stream, batch, expected_version)| StagedAppend {
+        let staged = staged(appends, enqueues, commits, acknowledgements);
+        bridge::awaitable(py, self.inner.commit(staged))
+    }
+
+    /// Rolls back; a transaction already over (or broken) is left as it is.
+    fn rollback<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        bridge::awaitable(py, self.inner.rollback())
+    }
+
+    /// False once committed, rolled back or broken.
+    fn is_open(&self) -> bool {
+        self.inner
+            .held
+            .try_lock()
+            .map(|guard| guard.connection.is_some())
+            .unwrap_or(true)
+    }
+}
+
+/// `BlockingCore.begin()`: the same transaction for a synchronous caller, each call blocking
+/// its thread (not the GIL) until the result (`bridge::blocking`).
+#[pyclass(frozen, module = "pgstreams._core")]
+pub struct BlockingTransaction {
+    inner: Inner,
+}
+
+/// A blocking transaction of `store`.
+pub fn begin_blocking(store: Arc<Store>, idle_limit_ms: Option<u64>) -> BlockingTransaction {
+    BlockingTransaction {
+        inner: Inner::new(store, idle_limit_ms),
+    }
+}
+
+#[pymethods]
+impl BlockingTransaction {
+    /// As `Transaction.execute`.
+    #[pyo3(signature = (sql, params = None))]
+    fn execute<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        params: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let values = codec::params(params)?;
+        bridge::blocking(py, self.inner.execute(sql, values))
+    }
+
+    /// As `Transaction.commit`.
+    fn commit<'py>(
+        &self,
+        py: Python<'py>,
+        appends: Vec<(String, PyRef<'py, EventBatch>, Option<i64>)>,
+        enqueues: Vec<(String, PyRef<'py, EventBatch>, f64)>,
+        commits: Vec<CommitArgs>,
+        acknowledgements: Vec<PyRef<'py, Receipts>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let staged = staged(appends, enqueues, commits, acknowledgements);
+        bridge::blocking(py, self.inner.commit(staged))
+    }
+
+    /// As `Transaction.rollback`.
+    fn rollback<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        bridge::blocking(py, self.inner.rollback())
+    }
+}
+
+/// The staged operations as Python passes them to `commit`.
+fn staged(
+    appends: Vec<(String, PyRef<'_, EventBatch>, Option<i64>)>,
+    enqueues: Vec<(String, PyRef<'_, EventBatch>, f64)>,
+    commits: Vec<CommitArgs>,
+    acknowledgements: Vec<PyRef<'_, Receipts>>,
+) -> Staged {
+    Staged {
+        appends: appends
+            .into_iter()
+            .map(|(stream, batch, expected_version)| StagedAppend {
+                stream,
+                columns: Arc::clone(&batch.columns),
+                expected_version,
+            })
+            .collect(),
+        enqueues: enqueues
+            .into_iter()
+            .map(|(stream, batch, delay_seconds)| StagedEnqueue {
+                stream,
+                columns: Arc::clone(&batch.columns),
+                delay_seconds,
+            })
+            .collect(),
+        commits: commits
+            .into_iter()
+            .map(
+                |(stream, group, value, check_expected, expected, fence)| StagedCommit {
                     stream,
-                    columns: Arc::clone(&batch.columns),
-                    expected_version,
-                })
-                .collect(),
-            enqueues: enqueues
-                .into_iter()
-                .map(|(stream, batch, delay_seconds)| StagedEnqueue {
-                    stream,
-                    columns: Arc::clone(&batch.columns),
-                    delay_seconds,
-                })
-                .collect(),
-            commits: commits
-                .into_iter()
-                .map(
-                    |(stream, group, value, check_expected, expected, fence)| StagedCommit {
-                        stream,
-                        group,
-                        value,
-                        check_expected,
-                        expected,
-                        fence,
-                    },
-                )
-                .collect(),
-            acknowledgements: acknowledgements
-                .iter()
-                .map(|r| r.items.clone())
-                .collect::<Vec<Vec<Receipt>>>(),
-        };
+                    group,
+                    value,
+                    check_expected,
+                    expected,
+                    fence,
+                },
+            )
+            .collect(),
+        acknowledgements: acknowledgements
+            .iter()
+            .map(|r| r.items.clone())
+            .collect::<Vec<Vec<Receipt>>>(),
+    }
+}
+
+/// The result of a commit: per kind, in call order, what `Transaction.commit` returns.
+type Committed = (Vec<(Vec<i64>, Vec<i64>)>, Vec<i64>, Vec<bool>, Vec<i64>);
+
+/// What both kinds of transaction share: the store and the held connection.
+struct Inner {
+    store: Arc<Store>,
+    held: Arc<tokio::sync::Mutex<Held>>,
+}
+
+impl Inner {
+    fn new(store: Arc<Store>, idle_limit_ms: Option<u64>) -> Self {
+        Inner {
+            store,
+            held: Arc::new(tokio::sync::Mutex::new(Held {
+                connection: None,
+                begin: Some(transaction::begin(idle_limit_ms)),
+                taken: false,
+            })),
+        }
+    }
+
+    fn execute(
+        &self,
+        sql: String,
+        values: Vec<generic::Value>,
+    ) -> impl std::future::Future<Output = CoreResult<u64>> + Send + 'static {
         let (store, held) = (Arc::clone(&self.store), Arc::clone(&self.held));
-        bridge::awaitable(py, async move {
+        async move {
+            run_statement(&store, &held, &sql, async |c, statement| {
+                Ok(c.execute(&statement, &generic::as_params(&values)).await?)
+            })
+            .await
+        }
+    }
+
+    fn fetch(
+        &self,
+        sql: String,
+        values: Vec<generic::Value>,
+    ) -> impl std::future::Future<Output = CoreResult<TupleRows>> + Send + 'static {
+        let (store, held) = (Arc::clone(&self.store), Arc::clone(&self.held));
+        async move {
+            run_statement(&store, &held, &sql, async |c, statement| {
+                let rows = c.query(&statement, &generic::as_params(&values)).await?;
+                Ok(TupleRows(rows))
+            })
+            .await
+        }
+    }
+
+    fn commit(
+        &self,
+        staged: Staged,
+    ) -> impl std::future::Future<Output = CoreResult<Committed>> + Send + 'static {
+        let (store, held) = (Arc::clone(&self.store), Arc::clone(&self.held));
+        async move {
             store.check_usable()?;
             let mut guard = held.lock().await;
             if guard.begin.is_some() && staged.is_empty() {
@@ -266,13 +376,12 @@ impl Transaction {
                 flushed.commits,
                 flushed.acknowledged,
             ))
-        })
+        }
     }
 
-    /// Rolls back; a transaction already over (or broken) is left as it is.
-    fn rollback<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn rollback(&self) -> impl std::future::Future<Output = CoreResult<()>> + Send + 'static {
         let held = Arc::clone(&self.held);
-        bridge::awaitable(py, async move {
+        async move {
             let (taken, begin) = {
                 let mut guard = held.lock().await;
                 guard.taken = true;
@@ -284,14 +393,6 @@ impl Transaction {
                 (None, _) => {}
             }
             Ok(())
-        })
-    }
-
-    /// False once committed, rolled back or broken.
-    fn is_open(&self) -> bool {
-        self.held
-            .try_lock()
-            .map(|guard| guard.connection.is_some())
-            .unwrap_or(true)
+        }
     }
 }
