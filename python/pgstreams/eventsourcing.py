@@ -30,12 +30,12 @@ How eventsourcing's records map onto pgstreams:
   row per tracking recorder and upstream application, as eventsourcing's single-row tracking);
   with the in-memory store, in a dict.
 
-The recorders are synchronous, pgstreams is asyncio. On PostgreSQL, the calls that run on
-their own (an insert of one aggregate's events, reading an aggregate, a page of
-notifications) go straight to pgstreams' Rust core from the caller's thread
-(``_core.BlockingCore``: the round trip and two thread switches). What needs a transaction (the
-events of several aggregates, a tracking record) and everything on the in-memory store runs
-on one event loop per factory, in a daemon thread, and the caller waits for it there.
+The recorders are synchronous, pgstreams is asyncio. On PostgreSQL inserts and reads go
+straight to pgstreams' Rust core from the caller's thread (``_core.BlockingCore`` and its
+``BlockingTransaction``: a call costs the round trip and two thread switches). The rest (the
+in-memory store, the rarer ``max_notification_id``, ``max_tracking_id``, creating the tracking
+table, subscriptions) runs on one event loop per factory, in a daemon thread, and the caller
+waits for it there.
 """
 
 from __future__ import annotations
