@@ -284,13 +284,13 @@ class PgStreamsDatastore:
 
         return self.call(append)
 
-    def write(
+    def write_blocking(
         self,
         runs: Sequence[tuple[str, list[Event]]],
         before: Callable[[_core.BlockingTransaction], None] | None = None,
     ) -> list[int]:
-        """``write`` from this thread (PostgreSQL): the runs appended in one transaction,
-        after ``before(tx)`` ran in it; the events' positions, in order."""
+        """What the module's ``write`` does, from this thread (PostgreSQL): the runs appended
+        in one transaction, after ``before(tx)`` ran in it; the events' positions, in order."""
         blocking = self.blocking
         assert blocking is not None
         store = self.store
@@ -585,7 +585,7 @@ class PgStreamsAggregateRecorder(PgStreamsRecorder, AggregateRecorder):
             return self.datastore.run(write(self.datastore.store, runs))
         if len(runs) == 1:
             return self.datastore.append_strict(*runs[0])
-        return self.datastore.write(runs)
+        return self.datastore.write_blocking(runs)
 
     # -------------------------------------------------------------- reading
 
@@ -900,7 +900,7 @@ class PgStreamsTrackingRecorder(PgStreamsRecorder, TrackingRecorder):
             if tx.execute(sql, params) == 0:
                 raise self.not_above_recorded(tracking)
 
-        return self.datastore.write(runs, track)
+        return self.datastore.write_blocking(runs, track)
 
     async def write_tracked(
         self, runs: Sequence[tuple[str, list[Event]]], tracking: Tracking
