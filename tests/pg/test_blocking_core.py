@@ -59,10 +59,6 @@ async def test_blocking_calls_answer_as_the_awaitable_ones(pg_options: PostgresO
             events = [Event("E", {"n": n}) for n in range(5)]
             offsets, positions = blocking.append("s", batch_of(events), None, True)
             assert offsets == [0, 1, 2, 3, 4] and positions == [1, 2, 3, 4, 5]
-            page = blocking.read_stream("s", 2, 10)
-            assert [e.data["n"] for e in page.events()] == [2, 3, 4]
-            assert [e.position for e in blocking.read_all(3, 10).events()] == [4, 5]
-            assert blocking.head_position() == 5
             assert blocking.query("SELECT $1::bigint + 1, $2::text", [41, "x"]) == [(42, "x")]
             with pytest.raises(DuplicateEventError):
                 blocking.append("s", batch_of(events), None, True)

@@ -285,8 +285,8 @@ fn idle_limit_ms(idle_limit: Option<f64>) -> PyResult<Option<u64>> {
         .map(|d| d.as_millis().max(1) as u64))
 }
 
-/// `Core.blocking()`: a few of the store's calls for synchronous callers (the `eventsourcing`
-/// recorders, called from their application's threads). Each runs on the runtime like the
+/// `Core.blocking()`: the store's calls the `eventsourcing` recorders make, for synchronous
+/// callers (their application's threads). Each runs on the runtime like the
 /// `Core` call of the same name and blocks its caller until the result (`bridge::blocking`),
 /// so a call costs the round trip and two thread switches, not also a hop through the
 /// thread of an asyncio loop and back.
@@ -314,33 +314,6 @@ impl BlockingCore {
             strict,
         );
         bridge::blocking(py, work)
-    }
-
-    fn read_stream<'py>(
-        &self,
-        py: Python<'py>,
-        stream: String,
-        start_offset: i64,
-        limit: i64,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let work = read_stream_work(Arc::clone(&self.store), stream, start_offset, limit);
-        bridge::blocking(py, work)
-    }
-
-    fn read_all<'py>(
-        &self,
-        py: Python<'py>,
-        after_position: i64,
-        limit: i64,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        bridge::blocking(
-            py,
-            read_all_work(Arc::clone(&self.store), after_position, limit),
-        )
-    }
-
-    fn head_position<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        bridge::blocking(py, head_position_work(Arc::clone(&self.store)))
     }
 
     /// As `Core.begin`, for a transaction whose calls block.
