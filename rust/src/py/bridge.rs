@@ -190,18 +190,24 @@ where
     F: Future<Output = Result<T, CoreError>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    let task = move |token: CancellationToken| async move {
-        let mut work = Box::pin(AssertUnwindSafe(work).catch_unwind());
-        tokio::select! {
-            biased;
-            outcome = &mut work => Some(outcome.unwrap_or_else(|payload| Err(panicked(payload)))),
-            _ = token.cancelled() => {
-                runtime::drop_cancelled(work);
-                None
-            }
+    spawn_for_loop(py, |token| cancellable(work, token), None)
+}
+
+/// `work` with its panics caught (as `InternalError`), or None once `token` is cancelled: then
+/// `work` is dropped where it stands, inside `CANCELLING` (what `awaitable` and `blocking` run).
+async fn cancellable<F, T>(work: F, token: CancellationToken) -> Option<Result<T, CoreError>>
+where
+    F: Future<Output = Result<T, CoreError>>,
+{
+    let mut work = Box::pin(AssertUnwindSafe(work).catch_unwind());
+    tokio::select! {
+        biased;
+        outcome = &mut work => Some(outcome.unwrap_or_else(|payload| Err(panicked(payload)))),
+        _ = token.cancelled() => {
+            runtime::drop_cancelled(work);
+            None
         }
-    };
-    spawn_for_loop(py, task, None)
+    }
 }
 
 /// Like `awaitable`, for work that must not be dropped in the middle of a statement: `work`
@@ -243,15 +249,9 @@ where
     let cancelled = token.clone();
     let (reply, answer) = std::sync::mpsc::sync_channel(1);
     runtime::runtime().spawn(async move {
-        let mut work = Box::pin(AssertUnwindSafe(work).catch_unwind());
-        tokio::select! {
-            biased;
-            outcome = &mut work => {
-                let outcome = outcome.unwrap_or_else(|payload| Err(panicked(payload)));
-                // The caller may be gone (interrupted): then nobody wants the result.
-                let _ = reply.send(outcome);
-            }
-            _ = cancelled.cancelled() => runtime::drop_cancelled(work),
+        if let Some(outcome) = cancellable(work, cancelled).await {
+            // The caller may be gone (interrupted): then nobody wants the result.
+            let _ = reply.send(outcome);
         }
     });
     let mut answer = answer;
