@@ -53,6 +53,18 @@ pub fn begin(idle_limit_ms: Option<u64>) -> String {
     }
 }
 
+/// Sends `begin` (a transaction's `BEGIN`, while it is still due), or nothing: joined with the
+/// transaction's first statement, so both go out in one round trip.
+pub async fn send_begin(
+    client: &tokio_postgres::Client,
+    begin: Option<&str>,
+) -> Result<(), tokio_postgres::Error> {
+    match begin {
+        Some(sql) => client.batch_execute(sql).await,
+        None => Ok(()),
+    }
+}
+
 pub struct StagedAppend {
     pub stream: String,
     pub columns: Arc<EventColumns>,
@@ -244,12 +256,7 @@ pub async fn flush_and_commit(
 
     // BEGIN (when no statement of the caller's sent it already), the work, COMMIT: one round
     // trip.
-    let begun = async {
-        match begin {
-            Some(sql) => client.batch_execute(sql).await,
-            None => Ok(()),
-        }
-    };
+    let begun = send_begin(client, begin);
     let (begun, commits, acknowledgements, enqueues, appended, committed) = tokio::join!(
         begun,
         commits,

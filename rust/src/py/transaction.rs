@@ -70,10 +70,9 @@ async fn after_begin<T>(
     work: impl std::future::Future<Output = CoreResult<T>>,
 ) -> (CoreResult<()>, CoreResult<T>) {
     let begun = async {
-        match &begin {
-            Some(sql) => connection.batch_execute(sql).await.map_err(CoreError::from),
-            None => Ok(()),
-        }
+        transaction::send_begin(connection, begin.as_deref())
+            .await
+            .map_err(CoreError::from)
     };
     tokio::join!(begun, work)
 }
