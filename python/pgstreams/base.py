@@ -132,7 +132,7 @@ class StoreBase(ReplayApi, QueryApi, OffsetsApi, OperationsApi, Backend):
             return await self._configured_read_batch_size(stream) or self.read_batch_size
 
         if backwards:
-            start = 2**63 - 1 if start_offset is None else start_offset
+            start = check.MAX_BIGINT if start_offset is None else start_offset
             return paginate(backward, start, offset_before, max_count, batch_size)
         return paginate(forwards, start_offset or 0, offset_after, max_count, batch_size)
 

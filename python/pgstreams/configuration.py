@@ -96,7 +96,7 @@ def flag(value: object, what: str) -> bool:
     return value
 
 
-def optional_count(value: object, what: str, *, maximum: int = 2**63 - 1) -> int | None:
+def optional_count(value: object, what: str, *, maximum: int = check.MAX_BIGINT) -> int | None:
     return None if value is None else check.check_int(value, what, minimum=0, maximum=maximum)
 
 

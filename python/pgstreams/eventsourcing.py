@@ -82,6 +82,7 @@ from .events import StoredEvent as PgStoredEvent
 from .memory import InMemoryEventStore
 from .postgres import PostgresEventStore, connect
 from .transactions import Transaction
+from .validation import MAX_BIGINT
 
 __all__ = [
     "Factory",
@@ -457,13 +458,10 @@ def not_written_by_eventsourcing(originator_id: object, version: int | None) -> 
     )
 
 
-BIGINT_MAX: Final = 2**63 - 1
-
-
 def bigint(number: int) -> int:
     """``number`` within PostgreSQL's bigint: a bound past every stored version or position
     means the same as the largest one (eventsourcing passes any int)."""
-    return max(-BIGINT_MAX - 1, min(number, BIGINT_MAX))
+    return max(-MAX_BIGINT - 1, min(number, MAX_BIGINT))
 
 
 def _check_name(name: str, what: str) -> str:
@@ -710,7 +708,7 @@ class PgStreamsApplicationRecorder(PgStreamsAggregateRecorder, ApplicationRecord
         inclusive_of_start: bool,
     ) -> list[Notification]:
         after = -1 if start is None else max(start - 1 if inclusive_of_start else start, -1)
-        if limit <= 0 or (stop is not None and stop <= after) or after >= BIGINT_MAX:
+        if limit <= 0 or (stop is not None and stop <= after) or after >= MAX_BIGINT:
             return []
         limit = bigint(limit)
         stop = None if stop is None else bigint(stop)
@@ -756,7 +754,7 @@ class PgStreamsApplicationRecorder(PgStreamsAggregateRecorder, ApplicationRecord
         out and decodes their state, in one round trip."""
         blocking = self.datastore.blocking
         if blocking is not None:
-            until = BIGINT_MAX if stop is None else stop
+            until = MAX_BIGINT if stop is None else stop
             uuid_ids = self.originator_id_type == "uuid"
             return self.datastore.call(
                 blocking.select_notifications,

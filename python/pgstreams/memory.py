@@ -531,7 +531,7 @@ class InMemoryEventStore(StoreBase):
     def _delete_events(self, stream: str) -> int:
         """Test hook: deletes the stream's events but keeps its version, as deleting the rows
         of ``events`` by hand (or retention) does in PostgreSQL. Returns how many went."""
-        return self._remove_events(stream, 0, 2**63 - 1)
+        return self._remove_events(stream, 0, check.MAX_BIGINT)
 
     # ------------------------------------------------------------------ queries
 

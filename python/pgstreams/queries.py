@@ -281,5 +281,5 @@ class QueryApi(Backend):
         scan of the stream, for loading an aggregate from its snapshot onwards."""
         check.check_stream(stream)
         self._check_open()
-        newest = (await self._read_stream_backwards(stream, 2**63 - 1, 1)).events()
+        newest = (await self._read_stream_backwards(stream, check.MAX_BIGINT, 1)).events()
         return newest[0] if newest else None

@@ -12,6 +12,9 @@ from .durations import MAX_DURATION_SECONDS, to_seconds
 from .errors import ConfigurationError, SerializationError
 from .events import Event
 
+MAX_BIGINT = 2**63 - 1
+"""The largest PostgreSQL ``bigint`` (offsets, positions, versions, counts)."""
+
 
 def check_name(value: object, what: str) -> str:
     """A stream, consumer or group name: a non-empty str without NUL or lone surrogates, at
@@ -36,7 +39,7 @@ def check_stream(value: object) -> str:
     return check_name(value, "stream")
 
 
-def check_int(value: object, what: str, *, minimum: int, maximum: int = 2**63 - 1) -> int:
+def check_int(value: object, what: str, *, minimum: int, maximum: int = MAX_BIGINT) -> int:
     """An ``int`` (not a bool) from ``minimum`` to ``maximum`` (by default, what a signed
     64-bit PostgreSQL ``bigint`` holds)."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -44,7 +47,7 @@ def check_int(value: object, what: str, *, minimum: int, maximum: int = 2**63 - 
     if value < minimum:
         raise ConfigurationError(f"{what} must be at least {minimum}, got {value}")
     if value > maximum:
-        if maximum == 2**63 - 1:
+        if maximum == MAX_BIGINT:
             raise ConfigurationError(f"{what} must fit in 64 bits, got {value}")
         raise ConfigurationError(f"{what} must be at most {maximum}, got {value}")
     return value
